@@ -144,9 +144,13 @@ pub fn switch_user_and_capabilities(process: &Process, caps: &CapabilitySets) ->
     set(CapSet::Effective, &caps.effective)?;
     caps::clear(None, CapSet::Ambient)
         .map_err(|e| RuntimeError::Remote(format!("clear ambient capabilities: {e}")))?;
+    // The kernel only raises an ambient capability that is also permitted and inheritable.
+    // runc's own default spec lists ambient capabilities without inheritable ones, so, like
+    // runc, a capability that cannot be raised is skipped (and logged), not fatal.
     for cap in &caps.ambient {
-        caps::raise(None, CapSet::Ambient, *cap)
-            .map_err(|e| RuntimeError::Remote(format!("raise ambient {cap}: {e}")))?;
+        if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
+            tracing::warn!("cannot raise ambient capability {cap}: {e}");
+        }
     }
     Ok(())
 }

@@ -319,11 +319,14 @@ fn create(config: &ShimConfig, _unused: Option<()>) -> Result<Started> {
 
     let cgroup = cgroup::create(&config.cgroup_path)?;
     let result = (|| {
-        let resources = spec
+        let mut resources = spec
             .linux()
             .as_ref()
             .and_then(|l| l.resources().clone())
             .unwrap_or_else(LinuxResources::default);
+        if let Some(rules) = resources.devices().clone() {
+            resources.set_devices(Some(with_runtime_devices(rules)));
+        }
         cgroup.apply(&resources)?;
         clone_init(config, &ns, &caps, seccomp.as_ref(), cgroup.as_ref(), terminal)
     })();
@@ -342,6 +345,40 @@ fn create(config: &ShimConfig, _unused: Option<()>) -> Result<Started> {
             Err(e)
         }
     }
+}
+
+/// The devices the runtime itself creates in every container's /dev must stay usable
+/// whatever the spec's rules deny, so they are allowed after the spec's rules (runc does the
+/// same, but unlike runc we never allow `b *:* m`: no block device nodes).
+fn with_runtime_devices(
+    mut rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
+) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let allow = |major: i64, minor: Option<i64>| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(major)
+            .access("rwm");
+        if let Some(minor) = minor {
+            b = b.minor(minor);
+        }
+        b.build().expect("static device rule")
+    };
+    for (major, minor) in [
+        (1, Some(3)),   // null
+        (1, Some(5)),   // zero
+        (1, Some(7)),   // full
+        (1, Some(8)),   // random
+        (1, Some(9)),   // urandom
+        (5, Some(0)),   // tty
+        (5, Some(1)),   // console
+        (5, Some(2)),   // ptmx
+        (136, None),    // pts/*
+    ] {
+        rules.push(allow(major, minor));
+    }
+    rules
 }
 
 type Cloned = (i32, OwnedFd, Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>);
