@@ -15,14 +15,23 @@
 //! `hierarchies::auto()` picks V1 on hybrid hosts, which is what we want here: every real
 //! controller is on v1 and the `unified` cgroup2 mount has none.
 //!
-//! | operation   | v1 (tested on this host)                      | v2 (written, not testable here)        |
-//! |-------------|-----------------------------------------------|----------------------------------------|
-//! | memory      | limit/memsw ordered like runc, soft limit,    | memory.max, memory.low, memory.swap.max|
-//! |             | swappiness, oom_control                       | = swap − limit; swappiness/OOM-killer → Unsupported |
-//! | cpu         | shares, cfs period/quota (runc's EINVAL dance)| cpu.weight (runc's shares mapping), cpu.max |
-//! | devices     | devices.allow / devices.deny, rules in order  | needs eBPF → Unsupported if rules given|
-//! | kill_all    | freeze, SIGKILL every member, thaw, poll      | cgroup.kill, else the v1 loop          |
-//! | oom_kills   | `oom_kill` line of memory.oom_control         | `oom_kill` line of memory.events       |
+//! How each part maps onto the kernel (v1 is what this host runs and the tests exercise; the v2
+//! column is written with the same care but could not be run here):
+//!
+//! ```text
+//!  part        v1 files                                  v2 files
+//!  memory      limit_in_bytes / memsw.limit_in_bytes      memory.max; memory.swap.max = swap − limit
+//!              (ordered like runc), soft_limit_in_bytes,  memory.low; swappiness and disabling the
+//!              swappiness, oom_control                    OOM killer → Unsupported
+//!  cpu         cpu.shares, cfs_period_us/cfs_quota_us     cpu.weight (runc's shares mapping), cpu.max
+//!  cpuset      cpuset.cpus/mems (copied from the parent   cpuset.cpus/mems (empty = inherit)
+//!              at create, else no task could join)
+//!  pids        pids.max (limit ≤ 0 → max)                 pids.max
+//!  devices     devices.deny / devices.allow, in order     needs an eBPF program → Unsupported
+//!  kill_all    freeze, SIGKILL each member, thaw, poll    cgroup.kill (5.14+), else the v1 loop
+//!  stats       cpuacct.usage, cpu.stat, memory.*_in_bytes cpu.stat usage_usec, memory.current/peak/max
+//!  oom_kills   oom_kill line of memory.oom_control        oom_kill line of memory.events
+//! ```
 //!
 //! Where cgroups-rs 0.5.1 is not used although it has a function for it, and why:
 //! * `Cgroup::apply` and the controllers' `apply` drop most write errors (`let _ =`), so we call
@@ -1952,7 +1961,9 @@ mod tests {
         let mut scratch = Scratch::new("t60-pids");
         scratch.cgroup.apply(&pids(4)).unwrap();
         let shell = scratch.spawn_inside(
-            "i=0; while [ $i -lt 10 ]; do sleep 5 & i=$((i+1)); done; echo started; wait",
+            // The sleeps must not hold our stdout/stderr pipes open, or reading them waits 5 s.
+            "i=0; while [ $i -lt 10 ]; do sleep 5 >/dev/null 2>&1 & i=$((i+1)); done; \
+             echo started; wait",
         );
         let (status, out, err) = scratch.output(shell);
         assert!(!status.success(), "all 10 forks succeeded under pids.max=4");
