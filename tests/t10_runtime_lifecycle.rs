@@ -30,12 +30,22 @@ fn t10_create_start_state_kill_delete() {
     h.ok(&["start", &id]);
     assert_eq!(h.state(&id)["status"], "running");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() != "sleep" {
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != "sleep"
+    {
         assert!(Instant::now() < deadline, "process never exec'd sleep");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!h.swarm(&["start", &id]).status.success(), "second start accepted");
-    assert!(!h.swarm(&["delete", &id]).status.success(), "delete of a running container without --force");
+    assert!(
+        !h.swarm(&["start", &id]).status.success(),
+        "second start accepted"
+    );
+    assert!(
+        !h.swarm(&["delete", &id]).status.success(),
+        "delete of a running container without --force"
+    );
 
     eprintln!("--- kill: SIGKILL, exit recorded as 137");
     h.ok(&["kill", &id, "KILL"]);
@@ -47,7 +57,10 @@ fn t10_create_start_state_kill_delete() {
     let st = h.state(&id);
     assert_eq!(st["exit"]["code"], 137);
     assert_eq!(st["exit"]["signal"], 9);
-    assert!(!h.swarm(&["kill", &id]).status.success(), "kill of a stopped container");
+    assert!(
+        !h.swarm(&["kill", &id]).status.success(),
+        "kill of a stopped container"
+    );
 
     eprintln!("--- delete leaves nothing");
     h.ok(&["delete", &id]);
@@ -58,7 +71,11 @@ fn t10_create_start_state_kill_delete() {
 #[test]
 fn t10_run_returns_the_exit_code_and_output() {
     let h = Harness::new("runexit");
-    let bundle = h.bundle("x", &["sh", "-c", "echo out; echo err >&2; exit 42"], |_| {});
+    let bundle = h.bundle(
+        "x",
+        &["sh", "-c", "echo out; echo err >&2; exit 42"],
+        |_| {},
+    );
     let (code, out, err) = h.run(&h.id("x"), &bundle);
     assert_eq!(code, 42);
     assert_eq!(out, "out\n");
@@ -70,8 +87,24 @@ fn t10_run_returns_the_exit_code_and_output() {
 fn t10_signals_reach_the_process_and_kill_all_reaches_every_process() {
     let h = Harness::new("signals");
     let id = h.id("s");
-    let bundle = h.bundle("s", &["sh", "-c", "trap 'echo got-usr1; exit 7' USR1; sleep 100 & wait"], |_| {});
-    h.ok(&["run", "-d", "--stdio", "log", "--bundle", bundle.to_str().unwrap(), &id]);
+    let bundle = h.bundle(
+        "s",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-usr1; exit 7' USR1; sleep 100 & wait",
+        ],
+        |_| {},
+    );
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "log",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     h.ok(&["kill", &id, "USR1"]);
     let exit = wait_exit(&h, &id);
@@ -80,8 +113,20 @@ fn t10_signals_reach_the_process_and_kill_all_reaches_every_process() {
     h.ok(&["delete", &id]);
 
     let id = h.id("all");
-    let bundle = h.bundle("all", &["sh", "-c", "trap '' TERM; sleep 100 & sleep 100 & wait"], |_| {});
-    h.ok(&["run", "-d", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
+    let bundle = h.bundle(
+        "all",
+        &["sh", "-c", "trap '' TERM; sleep 100 & sleep 100 & wait"],
+        |_| {},
+    );
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     h.ok(&["kill", "--all", &id, "KILL"]);
     let exit = wait_exit(&h, &id);
@@ -94,24 +139,59 @@ fn t10_signals_reach_the_process_and_kill_all_reaches_every_process() {
 fn t10_stop_waits_the_grace_period_then_kills_the_whole_cgroup() {
     let h = Harness::new("stop");
     let id = h.id("g");
-    let bundle = h.bundle("g", &["sh", "-c", "trap '' TERM; sleep 100 & sleep 100; wait"], |_| {});
-    h.ok(&["run", "-d", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
+    let bundle = h.bundle(
+        "g",
+        &["sh", "-c", "trap '' TERM; sleep 100 & sleep 100; wait"],
+        |_| {},
+    );
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     std::thread::sleep(Duration::from_millis(200));
     let began = Instant::now();
     let out = h.ok(&["stop", "--time", "1", &id]);
     let took = began.elapsed();
     let exit: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(exit["signal"], 9, "SIGTERM was ignored, so SIGKILL ended it");
-    assert!(took >= Duration::from_millis(900), "stop did not wait the grace period ({took:?})");
+    assert_eq!(
+        exit["signal"], 9,
+        "SIGTERM was ignored, so SIGKILL ended it"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "stop did not wait the grace period ({took:?})"
+    );
     h.ok(&["delete", &id]);
     h.assert_no_leaks(&id);
 
     // A process that honours SIGTERM stops at once with its own code.
     let id = h.id("t");
-    let bundle = h.bundle("t", &["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done"], |_| {});
-    h.ok(&["run", "-d", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
+    let bundle = h.bundle(
+        "t",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+        ],
+        |_| {},
+    );
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     std::thread::sleep(Duration::from_millis(200));
-    let exit: serde_json::Value = serde_json::from_str(&h.ok(&["stop", "--time", "10", &id])).unwrap();
+    let exit: serde_json::Value =
+        serde_json::from_str(&h.ok(&["stop", "--time", "10", &id])).unwrap();
     assert_eq!(exit["code"], 3);
     h.ok(&["delete", &id]);
 }
@@ -121,19 +201,51 @@ fn t10_exec_runs_inside_the_container_with_its_exit_code() {
     let h = Harness::new("exec");
     let id = h.id("e");
     let bundle = h.bundle("e", &["sleep", "100"], |_| {});
-    h.ok(&["run", "-d", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
 
     eprintln!("--- exec sees the container's pid namespace, hostname and rootfs");
-    let out = h.ok(&["exec", &id, "sh", "-c", "hostname; cat /proc/1/comm; test -x /bin/busybox && echo rootfs"]);
+    let out = h.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/comm; test -x /bin/busybox && echo rootfs",
+    ]);
     assert_eq!(out, "box\nsleep\nrootfs\n");
     eprintln!("--- its exit code comes back");
     let out = h.swarm(&["exec", &id, "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
     eprintln!("--- env, cwd and user overrides");
-    let out = h.ok(&["exec", "-e", "GREETING=hi", "--cwd", "/tmp", "-u", "1000:1000", &id, "sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g)"]);
+    let out = h.ok(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(id -u):$(id -g)",
+    ]);
     assert_eq!(out, "hi /tmp 1000:1000\n");
     eprintln!("--- exec'd processes are in the container's cgroup and seccomp");
-    let out = h.ok(&["exec", &id, "sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"]);
+    let out = h.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status",
+    ]);
     assert!(out.contains("Seccomp:\t2"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     let missing = h.swarm(&["exec", &id, "no-such-command"]);
@@ -152,11 +264,26 @@ fn t10_exec_runs_inside_the_container_with_its_exit_code() {
 fn t10_logs_are_json_lines_with_stream_and_time() {
     let h = Harness::new("logs");
     let id = h.id("l");
-    let bundle = h.bundle("l", &["sh", "-c", "echo one; echo two >&2; printf partial"], |_| {});
-    h.ok(&["run", "-d", "--stdio", "log", "--bundle", bundle.to_str().unwrap(), &id]);
+    let bundle = h.bundle(
+        "l",
+        &["sh", "-c", "echo one; echo two >&2; printf partial"],
+        |_| {},
+    );
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "log",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     wait_exit(&h, &id);
     let raw = std::fs::read_to_string(h.root().join(&id).join("container.log")).unwrap();
-    let lines: Vec<serde_json::Value> = raw.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3, "{raw}");
     assert_eq!(lines[0]["log"], "one\n");
     assert_eq!(lines[0]["stream"], "stdout");
@@ -172,7 +299,15 @@ fn t10_a_container_outlives_its_creator_and_is_found_again() {
     let id = h.id("o");
     let bundle = h.bundle("o", &["sleep", "100"], |_| {});
     eprintln!("--- the creating process exits right after create");
-    h.ok(&["run", "-d", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     std::thread::sleep(Duration::from_millis(200));
     eprintln!("--- a fresh process finds it running, from its state on disk");
     let st = h.state(&id);
@@ -181,13 +316,23 @@ fn t10_a_container_outlives_its_creator_and_is_found_again() {
     assert!(list.contains(&id));
     eprintln!("--- its helper is not a child of anything we ran: it was reparented");
     let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(h.root().join(&id).join("record.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(h.root().join(&id).join("record.json")).unwrap())
+            .unwrap();
     let helper = record["helper_pid"].as_i64().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap();
-    let ppid: i64 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    let ppid: i64 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_ne!(ppid, std::process::id() as i64);
     eprintln!("--- kill -9 of the helper does not take the container down");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(helper as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(helper as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(h.state(&id)["status"], "running");
     h.ok(&["delete", "--force", &id]);
@@ -229,7 +374,8 @@ fn t10_process_fields_are_applied_as_the_spec_says() {
 #[test]
 fn t10_rlimits_above_the_callers_hard_limit_are_capped() {
     let h = Harness::new("rlimit");
-    let (_, caller_hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let (_, caller_hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
     let bundle = h.bundle("r", &["sh", "-c", "ulimit -Hn"], |spec| {
         let mut p = spec.process().clone().unwrap();
         p.set_rlimits(Some(vec![

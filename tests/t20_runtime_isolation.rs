@@ -15,7 +15,11 @@ fn t20_namespaces_isolate_pid_hostname_network_and_mounts() {
     let h = Harness::new("isolation");
     let bundle = h.bundle(
         "i",
-        &["sh", "-c", "echo pid=$$; hostname; ls /sys/class/net; grep -c . /proc/mounts; cat /proc/mounts"],
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; ls /sys/class/net; grep -c . /proc/mounts; cat /proc/mounts",
+        ],
         |_| {},
     );
     let (code, out, _) = h.run(&h.id("i"), &bundle);
@@ -23,11 +27,17 @@ fn t20_namespaces_isolate_pid_hostname_network_and_mounts() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("pid=1"));
     assert_eq!(lines.next(), Some("box"));
-    assert_eq!(lines.next(), Some("lo"), "only lo in a fresh network namespace");
+    assert_eq!(
+        lines.next(),
+        Some("lo"),
+        "only lo in a fresh network namespace"
+    );
     let mounts: Vec<&str> = lines.skip(1).collect();
     let host_dir = h.dir.path().display().to_string();
     assert!(
-        mounts.iter().all(|m| !m.contains("/work") && !m.contains(&host_dir)),
+        mounts
+            .iter()
+            .all(|m| !m.contains("/work") && !m.contains(&host_dir)),
         "host mounts visible: {mounts:?}"
     );
     assert!(mounts.iter().any(|m| m.starts_with("proc /proc proc")));
@@ -40,7 +50,10 @@ fn t20_namespaces_isolate_pid_hostname_network_and_mounts() {
 fn t20_a_network_namespace_is_joined_by_path() {
     let h = Harness::new("joinnet");
     let ns = format!("swarm-test-{}", std::process::id());
-    let status = Command::new("ip").args(["netns", "add", &ns]).status().unwrap();
+    let status = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap();
     assert!(status.success());
     struct Cleanup(String);
     impl Drop for Cleanup {
@@ -51,7 +64,9 @@ fn t20_a_network_namespace_is_joined_by_path() {
     let _cleanup = Cleanup(ns.clone());
     // Mark the namespace: a link only it has (a veth pair inside it).
     let status = Command::new("ip")
-        .args(["-n", &ns, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"])
+        .args([
+            "-n", &ns, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -73,7 +88,10 @@ fn t20_a_network_namespace_is_joined_by_path() {
     let (code, out, _) = h.run(&h.id("n"), &bundle);
     assert_eq!(code, 0);
     let links: Vec<&str> = out.lines().collect();
-    assert!(links.contains(&"probe0") && links.contains(&"probe1"), "{links:?}");
+    assert!(
+        links.contains(&"probe0") && links.contains(&"probe1"),
+        "{links:?}"
+    );
 }
 
 #[test]
@@ -87,7 +105,15 @@ fn t20_overlay_rootfs_keeps_writes_in_the_upper_layer() {
     for d in [&upper, &work] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let bundle = h.bundle("ov", &["sh", "-c", "echo written > /etc/new-file; rm /bin/vi; ls /bin/vi"], |_| {});
+    let bundle = h.bundle(
+        "ov",
+        &[
+            "sh",
+            "-c",
+            "echo written > /etc/new-file; rm /bin/vi; ls /bin/vi",
+        ],
+        |_| {},
+    );
     let id = h.id("ov");
     let mut opts = CreateOptions::new(&id, &bundle);
     opts.rootfs = Some(RootfsSource::Overlay {
@@ -99,11 +125,22 @@ fn t20_overlay_rootfs_keeps_writes_in_the_upper_layer() {
     opts.stdio = StdioMode::Log;
     opts.start_now = true;
     rt.create(opts).unwrap();
-    let exit = rt.wait(&id, Some(std::time::Duration::from_secs(10))).unwrap();
+    let exit = rt
+        .wait(&id, Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     assert_eq!(exit.code, 1, "ls of the deleted file fails");
-    assert_eq!(std::fs::read_to_string(upper.join("etc/new-file")).unwrap(), "written\n");
-    assert!(!lower.join("etc/new-file").exists(), "the image layer was written to");
-    assert!(lower.join("bin/vi").symlink_metadata().is_ok(), "the image layer lost a file");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("etc/new-file")).unwrap(),
+        "written\n"
+    );
+    assert!(
+        !lower.join("etc/new-file").exists(),
+        "the image layer was written to"
+    );
+    assert!(
+        lower.join("bin/vi").symlink_metadata().is_ok(),
+        "the image layer lost a file"
+    );
     // The overlay was mounted only inside the container: the host never sees it.
     assert!(common::host_mounts_mentioning(&target.display().to_string()).is_empty());
     rt.delete(&id, false).unwrap();

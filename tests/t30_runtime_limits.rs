@@ -45,7 +45,15 @@ fn t30_a_memory_hog_is_oom_killed_and_reported() {
             ));
         })
     });
-    h.ok(&["run", "-d", "--stdio", "log", "--bundle", bundle.to_str().unwrap(), &id]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "log",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     let exit = wait_exit(&h, &id);
     assert_eq!(exit["oom_killed"], true, "{exit}");
     assert_eq!(exit["signal"], 9);
@@ -84,17 +92,37 @@ fn t30_a_cpu_quota_throttles() {
     // 20 ms of CPU per 100 ms period: 0.2 CPUs.
     let bundle = h.bundle("q", &["probe", "spin", "1"], |spec| {
         with_resources(spec, |r| {
-            r.set_cpu(Some(LinuxCpuBuilder::default().quota(20_000i64).period(100_000u64).build().unwrap()));
+            r.set_cpu(Some(
+                LinuxCpuBuilder::default()
+                    .quota(20_000i64)
+                    .period(100_000u64)
+                    .build()
+                    .unwrap(),
+            ));
         })
     });
-    h.ok(&["run", "-d", "--stdio", "log", "--bundle", bundle.to_str().unwrap(), &id]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "log",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     let exit = wait_exit(&h, &id);
     assert_eq!(exit["code"], 0);
     let stats: serde_json::Value = serde_json::from_str(&h.ok(&["stats", &id])).unwrap();
-    assert!(stats["cpu_throttled_periods"].as_u64().unwrap() > 0, "{stats}");
+    assert!(
+        stats["cpu_throttled_periods"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
     let cpu_ms = stats["cpu_usage_ns"].as_u64().unwrap() / 1_000_000;
     // One second of wall time at 0.2 CPUs: about 200 ms; far from the 1000 ms unthrottled.
-    assert!(cpu_ms < 500, "used {cpu_ms} ms of CPU in 1 s under a 0.2 CPU quota");
+    assert!(
+        cpu_ms < 500,
+        "used {cpu_ms} ms of CPU in 1 s under a 0.2 CPU quota"
+    );
     h.ok(&["delete", &id]);
 }
 
@@ -104,11 +132,24 @@ fn t30_stats_of_a_running_container() {
     let id = h.id("s");
     let bundle = h.bundle("s", &["sh", "-c", "sleep 100 & sleep 100 & wait"], |spec| {
         with_resources(spec, |r| {
-            r.set_memory(Some(LinuxMemoryBuilder::default().limit(64i64 << 20).build().unwrap()));
+            r.set_memory(Some(
+                LinuxMemoryBuilder::default()
+                    .limit(64i64 << 20)
+                    .build()
+                    .unwrap(),
+            ));
             r.set_pids(Some(LinuxPidsBuilder::default().limit(50).build().unwrap()));
         })
     });
-    h.ok(&["run", "-d", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     let stats: serde_json::Value = serde_json::from_str(&h.ok(&["stats", &id])).unwrap();
     assert_eq!(stats["pids_current"], 3, "{stats}");

@@ -71,7 +71,10 @@ fn t40_masked_paths_are_unreadable_and_sys_is_read_only() {
     assert_eq!(lines[2].trim(), "0", "/sys/firmware visible: {out}");
     assert!(lines[3].contains("Read-only file system"), "{out}");
     assert!(lines[4].contains("Read-only file system"), "{out}");
-    assert!(lines[5].contains(" ro,") || lines[5].contains(" ro "), "{out}");
+    assert!(
+        lines[5].contains(" ro,") || lines[5].contains(" ro "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -105,19 +108,26 @@ fn t40_only_stdio_file_descriptors_reach_the_container() {
 #[test]
 fn t40_a_non_root_user_has_no_capabilities() {
     let h = Harness::new("nonroot");
-    let bundle = h.bundle("u", &["sh", "-c", "grep -E '^Cap(Eff|Prm)' /proc/self/status"], |spec| {
-        let mut p = spec.process().clone().unwrap();
-        let mut caps = p.capabilities().clone().unwrap();
-        caps.set_effective(Some(Default::default()));
-        caps.set_permitted(Some(Default::default()));
-        p.set_capabilities(Some(caps));
-        let mut user = p.user().clone();
-        user.set_uid(65534);
-        user.set_gid(65534);
-        p.set_user(user);
-        spec.set_process(Some(p));
-    });
+    let bundle = h.bundle(
+        "u",
+        &["sh", "-c", "grep -E '^Cap(Eff|Prm)' /proc/self/status"],
+        |spec| {
+            let mut p = spec.process().clone().unwrap();
+            let mut caps = p.capabilities().clone().unwrap();
+            caps.set_effective(Some(Default::default()));
+            caps.set_permitted(Some(Default::default()));
+            p.set_capabilities(Some(caps));
+            let mut user = p.user().clone();
+            user.set_uid(65534);
+            user.set_gid(65534);
+            p.set_user(user);
+            spec.set_process(Some(p));
+        },
+    );
     let (code, out, _) = h.run(&h.id("u"), &bundle);
     assert_eq!(code, 0);
-    assert!(out.lines().all(|l| l.ends_with("0000000000000000")), "{out}");
+    assert!(
+        out.lines().all(|l| l.ends_with("0000000000000000")),
+        "{out}"
+    );
 }

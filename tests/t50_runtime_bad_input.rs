@@ -7,14 +7,31 @@ use common::{Harness, write_spec};
 use oci_spec::runtime::{LinuxMemoryBuilder, MountBuilder, Spec};
 
 fn expect_refused(h: &Harness, id: &str, bundle: &std::path::Path, needle: &str) {
-    let out = h.swarm(&["create", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), id]);
+    let out = h.swarm(&[
+        "create",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        id,
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted");
-    assert!(err.contains(needle), "error {err:?} does not mention {needle:?}");
+    assert!(
+        err.contains(needle),
+        "error {err:?} does not mention {needle:?}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     h.assert_no_leaks(id);
     // Foreground run refuses the same way.
-    let out = h.swarm(&["run", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), id]);
+    let out = h.swarm(&[
+        "run",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        id,
+    ]);
     assert!(!out.status.success());
     h.assert_no_leaks(id);
 }
@@ -44,8 +61,15 @@ fn t50_missing_rootfs() {
 #[test]
 fn t50_mount_destination_with_dotdot() {
     let h = Harness::new("dotdot");
-    let bundle = h.bundle("b", &["true"], |spec| add_mount(spec, "/tmp/../../../escape"));
-    expect_refused(&h, &h.id("b"), &bundle, "escapes the container's root filesystem");
+    let bundle = h.bundle("b", &["true"], |spec| {
+        add_mount(spec, "/tmp/../../../escape")
+    });
+    expect_refused(
+        &h,
+        &h.id("b"),
+        &bundle,
+        "escapes the container's root filesystem",
+    );
     assert!(!std::path::Path::new("/escape").exists());
 }
 
@@ -56,9 +80,21 @@ fn t50_mount_destination_through_a_symlink_pointing_out() {
     std::fs::create_dir_all(&outside).unwrap();
     let bundle = h.bundle("b", &["true"], |spec| add_mount(spec, "/data/x"));
     // The image's /data climbs out of the rootfs to the host directory next to the bundle.
-    std::os::unix::fs::symlink("../../../../../../../../..".to_string() + &outside.display().to_string(), bundle.join("rootfs/data")).unwrap();
-    expect_refused(&h, &h.id("b"), &bundle, "escapes the container's root filesystem");
-    assert!(!outside.join("x").exists(), "a directory was created outside the rootfs");
+    std::os::unix::fs::symlink(
+        "../../../../../../../../..".to_string() + &outside.display().to_string(),
+        bundle.join("rootfs/data"),
+    )
+    .unwrap();
+    expect_refused(
+        &h,
+        &h.id("b"),
+        &bundle,
+        "escapes the container's root filesystem",
+    );
+    assert!(
+        !outside.join("x").exists(),
+        "a directory was created outside the rootfs"
+    );
 }
 
 #[test]
@@ -139,8 +175,23 @@ fn t50_duplicate_id_is_refused_and_the_first_survives() {
     let h = Harness::new("dup");
     let id = h.id("d");
     let bundle = h.bundle("d", &["sleep", "100"], |_| {});
-    h.ok(&["run", "-d", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
-    let out = h.swarm(&["create", "--stdio", "null", "--bundle", bundle.to_str().unwrap(), &id]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
+    let out = h.swarm(&[
+        "create",
+        "--stdio",
+        "null",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(h.state(&id)["status"], "running");
     h.ok(&["delete", "--force", &id]);
@@ -153,9 +204,17 @@ fn t50_spec_file_is_written_by_spec_and_never_overwritten() {
     let dir = h.dir.path().join("gen");
     std::fs::create_dir_all(&dir).unwrap();
     h.ok(&["spec", "--bundle", dir.to_str().unwrap()]);
-    let spec: Spec = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(spec.root().as_ref().unwrap().path().to_str(), Some("rootfs"));
+    let spec: Spec =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        spec.root().as_ref().unwrap().path().to_str(),
+        Some("rootfs")
+    );
     assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
-    assert!(!h.swarm(&["spec", "--bundle", dir.to_str().unwrap()]).status.success());
+    assert!(
+        !h.swarm(&["spec", "--bundle", dir.to_str().unwrap()])
+            .status
+            .success()
+    );
     let _ = write_spec;
 }

@@ -6,7 +6,11 @@ pub mod runtime;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "swarm", version, about = "A peer-to-peer container orchestrator in one binary")]
+#[command(
+    name = "swarm",
+    version,
+    about = "A peer-to-peer container orchestrator in one binary"
+)]
 pub struct Cli {
     /// Log level for swarm's own diagnostics (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "SWARM_LOG")]

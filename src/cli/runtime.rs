@@ -200,7 +200,10 @@ pub fn run(args: RuntimeArgs) -> Result<i32> {
             } else if format == "json" {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<24} {:<8} {:<10} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
+                println!(
+                    "{:<24} {:<8} {:<10} {:<40} CREATED",
+                    "ID", "PID", "STATUS", "BUNDLE"
+                );
                 for c in &list {
                     println!(
                         "{:<24} {:<8} {:<10} {:<40} {}",
@@ -228,8 +231,8 @@ pub fn run(args: RuntimeArgs) -> Result<i32> {
         } => {
             let process = match process {
                 Some(path) => {
-                    let bytes = std::fs::read(&path)
-                        .with_context(|| format!("read {}", path.display()))?;
+                    let bytes =
+                        std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
                     serde_json::from_slice::<Process>(&bytes)
                         .with_context(|| format!("invalid process in {}", path.display()))?
                 }

@@ -1466,9 +1466,15 @@ fn io_errno(err: &CgroupsRsError) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     //! Pure helpers first (no kernel), then `t10_`…`t90_` against the real kernel: they run as
-    //! root, each in its own cgroup `swarm-test/<test>-<pid>`, removed by a guard even when the
+    //! root, each in its own cgroup `$SWARM_TEST_CGROUP_PREFIX-<test>-<pid>`, removed by a guard even when the
     //! test fails. Kernel files are located from /proc/self/mountinfo, independently of the
     //! code under test, so a wrong path in `FsCgroup` cannot make a read-back agree with it.
+
+    /// Cgroups of this test run are named after `scripts/test.sh`'s per-run prefix, flat at
+    /// the top of each hierarchy, so its leak check can tell them apart from other runs.
+    fn test_prefix() -> String {
+        std::env::var("SWARM_TEST_CGROUP_PREFIX").unwrap_or_else(|_| "swarm-test".into())
+    }
 
     use super::*;
     use oci_spec::runtime::{
@@ -1673,7 +1679,7 @@ mod tests {
         }
 
         fn with_timeouts(test: &str, timeouts: CgroupTimeouts) -> Self {
-            let path = format!("swarm-test/{test}-{}", std::process::id());
+            let path = format!("{}-{test}-{}", test_prefix(), std::process::id());
             let cgroup =
                 create_with(&path, timeouts).unwrap_or_else(|e| panic!("create {path}: {e}"));
             Scratch {
@@ -2127,7 +2133,7 @@ mod tests {
 
     #[test]
     fn t91_open_of_a_missing_cgroup_creates_nothing() {
-        let path = format!("swarm-test/t91-missing-{}", std::process::id());
+        let path = format!("{}-t91-missing-{}", test_prefix(), std::process::id());
         let cg = open(&path);
         assert_eq!(cg.path(), path);
         assert_eq!(cg.procs().unwrap(), Vec::<i32>::new());

@@ -86,15 +86,23 @@ impl Runtime {
             (LinuxNamespaceType::Uts, "uts", CloneFlags::CLONE_NEWUTS),
             (LinuxNamespaceType::Network, "net", CloneFlags::CLONE_NEWNET),
             (LinuxNamespaceType::Pid, "pid", CloneFlags::CLONE_NEWPID),
-            (LinuxNamespaceType::Cgroup, "cgroup", CloneFlags::CLONE_NEWCGROUP),
+            (
+                LinuxNamespaceType::Cgroup,
+                "cgroup",
+                CloneFlags::CLONE_NEWCGROUP,
+            ),
             (LinuxNamespaceType::Mount, "mnt", CloneFlags::CLONE_NEWNS),
         ] {
             if !has(typ) {
                 continue;
             }
             let path = format!("/proc/{}/ns/{name}", record.pid);
-            let fd = open(path.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .context(|| format!("open {path}"))?;
+            let fd = open(
+                path.as_str(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .context(|| format!("open {path}"))?;
             if flag == CloneFlags::CLONE_NEWPID {
                 pid_ns = Some(fd);
             } else {
@@ -173,7 +181,10 @@ impl Runtime {
                 let pty = match setup {
                     Ok(pty) => pty,
                     Err(e) => {
-                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::signal::kill(
+                            Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
                         let _ = waitpid(Pid::from_raw(pid), None);
                         return Err(e);
                     }
@@ -217,7 +228,11 @@ fn proxy_terminal(pty: &OwnedFd, pidfd: &OwnedFd) {
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             return;
         }
-        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
         let (exited, out, input) = (ready(0), ready(1), stdin_open && ready(2));
         if out {
             match nix::unistd::read(pty, &mut buf) {

@@ -51,7 +51,9 @@ pub enum InitStdio {
     Pipes { stdout: OwnedFd, stderr: OwnedFd },
     /// A pty made inside the container; its master goes to this socket (an OCI console
     /// socket) or, when `None`, back to the helper over the channel.
-    Terminal { console: Option<std::os::unix::net::UnixStream> },
+    Terminal {
+        console: Option<std::os::unix::net::UnixStream>,
+    },
 }
 
 /// Everything the init needs, prepared by the helper before the clone.
@@ -181,7 +183,11 @@ pub(super) fn become_process(
         "swarm: exec {}: {err}",
         program.display()
     );
-    std::process::exit(if err == nix::errno::Errno::ENOENT { 127 } else { 126 })
+    std::process::exit(if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
 }
 
 /// Block until `start` opens the fifo for reading, then tell it we are going.

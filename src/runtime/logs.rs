@@ -91,8 +91,8 @@ impl LogWriter {
             };
             self.pending[index].extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            let complete = self.pending[index].last() == Some(&b'\n')
-                || self.pending[index].len() >= MAX_LINE;
+            let complete =
+                self.pending[index].last() == Some(&b'\n') || self.pending[index].len() >= MAX_LINE;
             if complete {
                 let line = std::mem::take(&mut self.pending[index]);
                 self.append(stream, &line)?;
@@ -225,7 +225,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.log");
         let mut w = LogWriter::open(&path, LogConfig::default()).unwrap();
-        w.write(Stream::Stdout, &vec![b'x'; MAX_LINE * 2 + 10]).unwrap();
+        w.write(Stream::Stdout, &vec![b'x'; MAX_LINE * 2 + 10])
+            .unwrap();
         w.flush().unwrap();
         let lens: Vec<usize> = read_all(&path, 3)
             .unwrap()

@@ -171,9 +171,10 @@ impl Runtime {
         let rootfs = match opts.rootfs {
             Some(r) => r,
             None => {
-                let root = spec.root().as_ref().ok_or_else(|| {
-                    RuntimeError::InvalidSpec("the spec has no root.path".into())
-                })?;
+                let root = spec
+                    .root()
+                    .as_ref()
+                    .ok_or_else(|| RuntimeError::InvalidSpec("the spec has no root.path".into()))?;
                 let path = bundle.join(root.path());
                 if !path.is_dir() {
                     return Err(RuntimeError::InvalidSpec(format!(
@@ -203,7 +204,12 @@ impl Runtime {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(RuntimeError::AlreadyExists(opts.id));
             }
-            Err(e) => return Err(RuntimeError::io(format!("create {}", state_dir.display()), e)),
+            Err(e) => {
+                return Err(RuntimeError::io(
+                    format!("create {}", state_dir.display()),
+                    e,
+                ));
+            }
         }
         Ok(ShimConfig {
             id: opts.id,
@@ -244,13 +250,23 @@ impl Runtime {
             .set_nonblocking(true)
             .context(|| "set listener non-blocking".into())?;
         let inherit = matches!(config.stdio, StdioMode::Inherit);
-        let stdio = || if inherit { Stdio::inherit() } else { Stdio::null() };
+        let stdio = || {
+            if inherit {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
         let mut child = Command::new(&self.helper)
             .arg("__shim")
             .arg(&socket_path)
             .stdin(stdio())
             .stdout(stdio())
-            .stderr(if inherit { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if inherit {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .context(|| format!("start helper {}", self.helper.display()))?;
         // The helper forks at once and its first process exits: reap it.
@@ -342,7 +358,11 @@ impl Runtime {
             oci_version: "1.0.2".into(),
             id: record.id.clone(),
             status,
-            pid: if status == Status::Stopped { 0 } else { record.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                record.pid
+            },
             bundle: record.bundle.clone(),
             rootfs: record.rootfs.clone(),
             created: record.created.clone(),
@@ -383,7 +403,9 @@ impl Runtime {
         let fifo_path = self.dir(id).join(FIFO_FILE);
         let fifo = nix::fcntl::open(
             &fifo_path,
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .context(|| format!("open {}", fifo_path.display()))?;
@@ -439,10 +461,15 @@ impl Runtime {
         if state::process_alive(record.pid, record.pid_start_time)
             && let Ok(pidfd) = sys::pidfd_open(record.pid)
         {
-            let ms = timeout.map(|t| t.as_millis().min(i32::MAX as u128) as i32).unwrap_or(-1);
+            let ms = timeout
+                .map(|t| t.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(-1);
             let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            let ready = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE))
-                .unwrap_or(0);
+            let ready = poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE),
+            )
+            .unwrap_or(0);
             if ready == 0 && timeout.is_some() {
                 return Err(RuntimeError::Timeout {
                     what: format!("container {id} to exit"),
@@ -534,7 +561,8 @@ impl Runtime {
             let deadline = Instant::now() + self.timeouts.reap;
             while state::process_alive(record.helper_pid, record.helper_start_time) {
                 if Instant::now() > deadline {
-                    let _ = nix::sys::signal::kill(Pid::from_raw(record.helper_pid), Signal::SIGKILL);
+                    let _ =
+                        nix::sys::signal::kill(Pid::from_raw(record.helper_pid), Signal::SIGKILL);
                     break;
                 }
                 std::thread::sleep(self.timeouts.poll);

@@ -137,7 +137,10 @@ pub fn switch_user_and_capabilities(process: &Process, caps: &CapabilitySets) ->
     let current_effective = caps::read(None, CapSet::Effective).unwrap_or_default();
     set(
         CapSet::Effective,
-        &current_effective.intersection(&caps.effective).copied().collect(),
+        &current_effective
+            .intersection(&caps.effective)
+            .copied()
+            .collect(),
     )?;
     set(CapSet::Permitted, &caps.permitted)?;
     set(CapSet::Inheritable, &caps.inheritable)?;
@@ -208,8 +211,9 @@ pub fn find_executable(program: &str, env: &[String]) -> Result<PathBuf> {
 pub fn c_strings(list: &[String], what: &str) -> Result<Vec<CString>> {
     list.iter()
         .map(|s| {
-            CString::new(s.as_bytes())
-                .map_err(|_| RuntimeError::InvalidSpec(format!("{what} contains a NUL byte: {s:?}")))
+            CString::new(s.as_bytes()).map_err(|_| {
+                RuntimeError::InvalidSpec(format!("{what} contains a NUL byte: {s:?}"))
+            })
         })
         .collect()
 }

@@ -75,14 +75,24 @@ pub fn resolve_in_root(root: &Path, path: &Path, create: Create) -> Result<Owned
         }
         let is_last = pending.is_empty();
         let dir = stack.last().unwrap_or(&root_fd).as_fd();
-        let fd = match openat(dir, name.as_os_str(), OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+        let fd = match openat(
+            dir,
+            name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) if create != Create::Nothing => {
                 create_at(dir, &name, is_last, create).map_err(|e| {
                     RuntimeError::sys(format!("create {} in the container", path.display()), e)
                 })?;
-                openat(dir, name.as_os_str(), OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-                    .map_err(|e| RuntimeError::sys(format!("open {}", path.display()), e))?
+                openat(
+                    dir,
+                    name.as_os_str(),
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| RuntimeError::sys(format!("open {}", path.display()), e))?
             }
             Err(e) => {
                 return Err(RuntimeError::sys(
@@ -178,7 +188,6 @@ pub fn is_dir(fd: &OwnedFd) -> bool {
         .map(|s| SFlag::from_bits_truncate(s.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
         .unwrap_or(false)
 }
-
 
 #[cfg(test)]
 mod tests {

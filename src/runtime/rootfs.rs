@@ -265,7 +265,9 @@ fn mount_one(rootfs: &Path, m: &Mount, cgroup_v2: bool) -> Result<()> {
         }
     } else {
         mount(
-            Some(source.as_os_str()).filter(|s| !s.is_empty()).or(Some(typ.as_ref())),
+            Some(source.as_os_str())
+                .filter(|s| !s.is_empty())
+                .or(Some(typ.as_ref())),
             &target_path,
             Some(typ),
             options.flags,
@@ -291,7 +293,13 @@ fn mount_one(rootfs: &Path, m: &Mount, cgroup_v2: bool) -> Result<()> {
 /// tries to clear a locked nosuid/nodev/noexec fails with EPERM).
 fn remount(target: &Path, flags: MsFlags) -> std::result::Result<(), nix::errno::Errno> {
     let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
-    match mount(None::<&str>, target, None::<&str>, base | flags, None::<&str>) {
+    match mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        base | flags,
+        None::<&str>,
+    ) {
         Err(nix::errno::Errno::EPERM) => {
             let current = nix::sys::statvfs::statvfs(target)?;
             let mut locked = MsFlags::empty();
@@ -355,8 +363,11 @@ fn mount_cgroup(rootfs: &Path, dest: &Path, options: &MountOptions, v2: bool) ->
     }
     if options.flags.contains(MsFlags::MS_RDONLY) {
         let target = resolve_in_root(rootfs, dest, Create::Nothing)?;
-        remount(&fd_path(&target), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
-            .context(|| format!("make {} read-only", dest.display()))?;
+        remount(
+            &fd_path(&target),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )
+        .context(|| format!("make {} read-only", dest.display()))?;
     }
     Ok(())
 }
@@ -382,7 +393,12 @@ fn v1_hierarchies() -> Result<Vec<(String, String)>> {
         };
         let controllers: Vec<&str> = super_options
             .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec"))
+            .filter(|o| {
+                !matches!(
+                    *o,
+                    "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec"
+                )
+            })
             .collect();
         if !controllers.is_empty() {
             out.push((name.to_string_lossy().into_owned(), controllers.join(",")));
@@ -451,14 +467,30 @@ pub fn finish(spec: &Spec) -> Result<()> {
         mask(Path::new(path))?;
     }
 
-    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
         remount(Path::new("/"), MsFlags::MS_RDONLY).context(|| "make / read-only".into())?;
     }
     Ok(())
 }
 
-fn make_char_device(path: &Path, major: u64, minor: u64, mode: u32, uid: u32, gid: u32) -> Result<()> {
-    match mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), makedev(major, minor)) {
+fn make_char_device(
+    path: &Path,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
+    match mknod(
+        path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(mode),
+        makedev(major, minor),
+    ) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
         Err(e) => return Err(RuntimeError::sys(format!("mknod {}", path.display()), e)),
     }
@@ -476,7 +508,11 @@ fn make_char_device(path: &Path, major: u64, minor: u64, mode: u32, uid: u32, gi
 
 fn make_spec_device(device: &LinuxDevice) -> Result<()> {
     let path = device.path();
-    if !path.starts_with("/dev") || path.components().any(|c| c == std::path::Component::ParentDir) {
+    if !path.starts_with("/dev")
+        || path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
         return Err(RuntimeError::InvalidSpec(format!(
             "device path {} must be under /dev",
             path.display()
@@ -497,7 +533,12 @@ fn make_spec_device(device: &LinuxDevice) -> Result<()> {
         fs::create_dir_all(parent).context(|| format!("create {}", parent.display()))?;
     }
     let mode = device.file_mode().unwrap_or(0o666);
-    match mknod(path, kind, Mode::from_bits_truncate(mode), makedev(device.major() as u64, device.minor() as u64)) {
+    match mknod(
+        path,
+        kind,
+        Mode::from_bits_truncate(mode),
+        makedev(device.major() as u64, device.minor() as u64),
+    ) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
         Err(e) => return Err(RuntimeError::sys(format!("mknod {}", path.display()), e)),
     }
@@ -510,10 +551,21 @@ fn make_spec_device(device: &LinuxDevice) -> Result<()> {
 }
 
 fn make_readonly(path: &Path) -> Result<()> {
-    match mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
         Ok(()) => {}
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(RuntimeError::sys(format!("bind {} read-only", path.display()), e)),
+        Err(e) => {
+            return Err(RuntimeError::sys(
+                format!("bind {} read-only", path.display()),
+                e,
+            ));
+        }
     }
     remount(
         path,
@@ -544,14 +596,20 @@ fn mask(path: &Path) -> Result<()> {
         let null = fs::File::open("/dev/null").context(|| "open /dev/null".into())?;
         let st = nix::sys::stat::fstat(null.as_fd()).context(|| "stat /dev/null".into())?;
         let is_null = st.st_rdev == makedev(1, 3)
-            && null.metadata().map(|m| m.file_type().is_char_device()).unwrap_or(false);
+            && null
+                .metadata()
+                .map(|m| m.file_type().is_char_device())
+                .unwrap_or(false);
         if !is_null {
             return Err(RuntimeError::InvalidSpec(
                 "/dev/null in the container is not the null device".into(),
             ));
         }
         mount(
-            Some(&PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&null)))),
+            Some(&PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&null)
+            ))),
             path,
             None::<&str>,
             MsFlags::MS_BIND,
@@ -575,7 +633,10 @@ mod tests {
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
         let o = opts(&["rbind", "ro", "rslave"]);
-        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
         assert_eq!(o.propagation, MsFlags::MS_SLAVE | MsFlags::MS_REC);
         // A later option undoes an earlier one.
         assert_eq!(opts(&["ro", "rw"]).flags, MsFlags::empty());

@@ -45,8 +45,7 @@ use super::process::CapabilitySets;
 use super::rootfs::RootfsSource;
 use super::seccomp::SeccompFilter;
 use super::state::{
-    self, ContainerRecord, ExitStatus, FIFO_FILE, LOG_FILE, RECORD_FILE, RECORD_FORMAT,
-    SPEC_FILE,
+    self, ContainerRecord, ExitStatus, FIFO_FILE, LOG_FILE, RECORD_FILE, RECORD_FORMAT, SPEC_FILE,
 };
 use super::sys::{self, CloneResult};
 
@@ -225,8 +224,8 @@ fn namespaces(spec: &Spec) -> Result<Namespaces> {
         };
         match n.path() {
             Some(path) => {
-                let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-                    .map_err(|e| {
+                let fd =
+                    open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
                         RuntimeError::InvalidSpec(format!(
                             "cannot open namespace {typ:?} at {}: {e}",
                             path.display()
@@ -328,7 +327,14 @@ fn create(config: &ShimConfig, _unused: Option<()>) -> Result<Started> {
             resources.set_devices(Some(with_runtime_devices(rules)));
         }
         cgroup.apply(&resources)?;
-        clone_init(config, &ns, &caps, seccomp.as_ref(), cgroup.as_ref(), terminal)
+        clone_init(
+            config,
+            &ns,
+            &caps,
+            seccomp.as_ref(),
+            cgroup.as_ref(),
+            terminal,
+        )
     })();
     match result {
         Ok((pid, pidfd, stdout, stderr, pty)) => Ok(Started {
@@ -366,22 +372,28 @@ fn with_runtime_devices(
         b.build().expect("static device rule")
     };
     for (major, minor) in [
-        (1, Some(3)),   // null
-        (1, Some(5)),   // zero
-        (1, Some(7)),   // full
-        (1, Some(8)),   // random
-        (1, Some(9)),   // urandom
-        (5, Some(0)),   // tty
-        (5, Some(1)),   // console
-        (5, Some(2)),   // ptmx
-        (136, None),    // pts/*
+        (1, Some(3)), // null
+        (1, Some(5)), // zero
+        (1, Some(7)), // full
+        (1, Some(8)), // random
+        (1, Some(9)), // urandom
+        (5, Some(0)), // tty
+        (5, Some(1)), // console
+        (5, Some(2)), // ptmx
+        (136, None),  // pts/*
     ] {
         rules.push(allow(major, minor));
     }
     rules
 }
 
-type Cloned = (i32, OwnedFd, Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>);
+type Cloned = (
+    i32,
+    OwnedFd,
+    Option<OwnedFd>,
+    Option<OwnedFd>,
+    Option<OwnedFd>,
+);
 
 fn clone_init(
     config: &ShimConfig,
@@ -407,9 +419,10 @@ fn clone_init(
     let mut pipes = None;
     let stdio = if terminal {
         let console = match &config.stdio {
-            StdioMode::ConsoleSocket(path) => Some(UnixStream::connect(path).context(|| {
-                format!("connect to console socket {}", path.display())
-            })?),
+            StdioMode::ConsoleSocket(path) => Some(
+                UnixStream::connect(path)
+                    .context(|| format!("connect to console socket {}", path.display()))?,
+            ),
             _ => None,
         };
         InitStdio::Terminal { console }
@@ -451,7 +464,9 @@ fn clone_init(
         .map(|(f, fd)| fd.try_clone().map(|fd| (*f, fd)))
         .collect::<std::io::Result<_>>()
         .context(|| "dup namespace fd".into())?;
-    match sys::clone_process(ns.clone_flags.bits() as u64).context(|| "clone container init".into())? {
+    match sys::clone_process(ns.clone_flags.bits() as u64)
+        .context(|| "clone container init".into())?
+    {
         CloneResult::Child => {
             drop(ours);
             init::run(
@@ -502,7 +517,9 @@ fn clone_init(
                 Err(e) => {
                     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                     let _ = waitpid(Pid::from_raw(pid), None);
-                    if let Some(fifo_path) = (!config.start_now).then(|| config.state_dir.join(FIFO_FILE)) {
+                    if let Some(fifo_path) =
+                        (!config.start_now).then(|| config.state_dir.join(FIFO_FILE))
+                    {
                         let _ = fs::remove_file(fifo_path);
                     }
                     Err(e)
@@ -514,7 +531,11 @@ fn clone_init(
 
 /// Persist the record (and spec, pid file) once init is ready.
 fn record_created(config: &ShimConfig, started: &Started, detached: bool) -> Result<()> {
-    let helper_pid = if detached { std::process::id() as i32 } else { 0 };
+    let helper_pid = if detached {
+        std::process::id() as i32
+    } else {
+        0
+    };
     let record = ContainerRecord {
         format: RECORD_FORMAT,
         id: config.id.clone(),
@@ -600,7 +621,12 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
         }
         if pty_open && ready(pty_index) {
             if let Some(p) = &pty {
-                pty_open = pump(p.as_fd(), Source::Output(Stream::Stdout), &mut log, &mut buf);
+                pty_open = pump(
+                    p.as_fd(),
+                    Source::Output(Stream::Stdout),
+                    &mut log,
+                    &mut buf,
+                );
             }
         }
         if stdin_open && ready(stdin_index) {
@@ -640,7 +666,12 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
     }
     if let Some(p) = &pty {
         let _ = nix::fcntl::fcntl(p.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-        while pump(p.as_fd(), Source::Output(Stream::Stdout), &mut log, &mut buf) {}
+        while pump(
+            p.as_fd(),
+            Source::Output(Stream::Stdout),
+            &mut log,
+            &mut buf,
+        ) {}
     }
     if let Some(log) = &mut log {
         let _ = log.flush();

@@ -76,7 +76,10 @@ impl Status {
         use Status::*;
         matches!(
             (self, next),
-            (Creating, Created) | (Creating, Stopped) | (Created, Running) | (Created, Stopped)
+            (Creating, Created)
+                | (Creating, Stopped)
+                | (Created, Running)
+                | (Created, Stopped)
                 | (Running, Stopped)
         )
     }
@@ -264,7 +267,15 @@ mod tests {
         for ok in ["a", "web.1", "task_abc-9"] {
             validate_id(ok).unwrap();
         }
-        for bad in ["", "../x", "a/b", ".hidden", "-rf", &"x".repeat(129), "sp ace"] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "-rf",
+            &"x".repeat(129),
+            "sp ace",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -291,7 +302,11 @@ mod tests {
         };
         write_json_atomic(&path, &status).unwrap();
         assert_eq!(read_json::<ExitStatus>(&path).unwrap(), Some(status));
-        assert!(read_json::<ExitStatus>(&dir.path().join("none")).unwrap().is_none());
+        assert!(
+            read_json::<ExitStatus>(&dir.path().join("none"))
+                .unwrap()
+                .is_none()
+        );
         fs::write(&path, b"{not json").unwrap();
         assert!(read_json::<ExitStatus>(&path).is_err());
     }

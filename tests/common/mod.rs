@@ -25,7 +25,8 @@ pub fn fixture_rootfs() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/busybox"));
     FIXTURE.call_once(|| {
         if !path.join("bin/busybox").exists() || !path.join("bin/probe").exists() {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fixtures/busybox-rootfs.sh");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fixtures/busybox-rootfs.sh");
             let status = Command::new("bash")
                 .arg(&script)
                 .arg(&path)
@@ -81,6 +82,9 @@ impl Harness {
             hostname: "box".into(),
             ..Default::default()
         });
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_cgroups_path(Some(cgroup_path(&self.id(name)).into()));
+        spec.set_linux(Some(linux));
         edit(&mut spec);
         write_spec(&bundle, &spec);
         bundle
@@ -129,8 +133,11 @@ impl Harness {
 
     /// Nothing of container `id` is left on the host: state dir, cgroups, processes.
     pub fn assert_no_leaks(&self, id: &str) {
-        assert!(!self.root().join(id).exists(), "state dir of {id} left behind");
-        assert_no_cgroup(&format!("swarm/{id}"));
+        assert!(
+            !self.root().join(id).exists(),
+            "state dir of {id} left behind"
+        );
+        assert_no_cgroup(&cgroup_path(id));
         // The helper names its state dir on its command line: none may be left running.
         let needle = format!("{}/", self.root().join(id).display());
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -168,6 +175,13 @@ impl Drop for Harness {
             }
         }
     }
+}
+
+/// The cgroup of a test container: flat, named after `scripts/test.sh`'s per-run prefix so
+/// its leak check can find what a test left behind.
+pub fn cgroup_path(id: &str) -> String {
+    let prefix = std::env::var("SWARM_TEST_CGROUP_PREFIX").unwrap_or_else(|_| "swarm-test".into());
+    format!("{prefix}-{id}")
 }
 
 pub fn write_spec(bundle: &Path, spec: &Spec) {

@@ -143,14 +143,24 @@ pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), 
 /// (SIGPIPE is ignored by Rust's std at start-up) and unblock every signal, right before the
 /// container's process is exec'd: an ignored signal would survive `execve`.
 pub fn reset_signals_for_exec() {
-    for sig in [libc::SIGPIPE, libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+    for sig in [
+        libc::SIGPIPE,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ] {
         // SAFETY: installing SIG_DFL is always valid and touches no memory of ours.
         unsafe {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
     let empty = nix::sys::signal::SigSet::empty();
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    );
 }
 
 /// Take ownership of a descriptor that SCM_RIGHTS just installed in our fd table.
