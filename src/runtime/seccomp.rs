@@ -38,8 +38,8 @@ use libseccomp::{
 };
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use oci_spec::runtime::{
-    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator, LinuxSyscall,
+    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
 };
 
 /// A syscall has at most six arguments (`seccomp_data.args[6]`).
@@ -514,12 +514,293 @@ fn libseccomp_version() -> String {
     }
 }
 
+// ─── Docker's default profile ───────────────────────────────────────────────────────────────
+//
+// Source: moby `profiles/seccomp/default_linux.go` (module github.com/moby/profiles), the Go
+// code `default.json` is generated from. Moby evaluates its `includes`/`excludes` filters when
+// it builds a container's spec; this code does the same with the container's capabilities and
+// the architecture swarm is compiled for.
+
+/// Allowed for every container: moby's main list, plus `process_vm_readv`,
+/// `process_vm_writev` and `ptrace`, which moby allows on kernels >= 4.8 (where ptrace can no
+/// longer be used to bypass seccomp); swarm does not run on older kernels.
+#[rustfmt::skip]
+const DOCKER_ALLOWED: &[&str] = &[
+    "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk",
+    "cachestat", "capget", "capset", "chdir", "chmod", "chown", "chown32",
+    "clock_adjtime", "clock_adjtime64", "clock_getres", "clock_getres_time64",
+    "clock_gettime", "clock_gettime64", "clock_nanosleep", "clock_nanosleep_time64",
+    "close", "close_range", "connect", "copy_file_range", "creat", "dup", "dup2", "dup3",
+    "epoll_create", "epoll_create1", "epoll_ctl", "epoll_ctl_old", "epoll_pwait",
+    "epoll_pwait2", "epoll_wait", "epoll_wait_old", "eventfd", "eventfd2", "execve",
+    "execveat", "exit", "exit_group", "faccessat", "faccessat2", "fadvise64",
+    "fadvise64_64", "fallocate", "fanotify_mark", "fchdir", "fchmod", "fchmodat",
+    "fchmodat2", "fchown", "fchown32", "fchownat", "fcntl", "fcntl64", "fdatasync",
+    "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat",
+    "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync", "ftruncate", "ftruncate64",
+    "futex", "futex_requeue", "futex_time64", "futex_wait", "futex_waitv", "futex_wake",
+    "futimesat", "getcpu", "getcwd", "getdents", "getdents64", "getegid", "getegid32",
+    "geteuid", "geteuid32", "getgid", "getgid32", "getgroups", "getgroups32", "getitimer",
+    "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
+    "getresgid", "getresgid32", "getresuid", "getresuid32", "getrlimit", "get_robust_list",
+    "getrusage", "getsid", "getsockname", "getsockopt", "get_thread_area", "gettid",
+    "gettimeofday", "getuid", "getuid32", "getxattr", "getxattrat", "inotify_add_watch",
+    "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel", "ioctl", "io_destroy",
+    "io_getevents", "io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set",
+    "io_setup", "io_submit", "ipc", "kill", "landlock_add_rule", "landlock_create_ruleset",
+    "landlock_restrict_self", "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen",
+    "listmount", "listxattr", "listxattrat", "llistxattr", "_llseek", "lremovexattr",
+    "lseek", "lsetxattr", "lstat", "lstat64", "madvise", "map_shadow_stack", "membarrier",
+    "memfd_create", "memfd_secret", "mincore", "mkdir", "mkdirat", "mknod", "mknodat",
+    "mlock", "mlock2", "mlockall", "mmap", "mmap2", "mprotect", "mq_getsetattr",
+    "mq_notify", "mq_open", "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
+    "mq_timedsend_time64", "mq_unlink", "mremap", "mseal", "msgctl", "msgget", "msgrcv",
+    "msgsnd", "msync", "munlock", "munlockall", "munmap", "name_to_handle_at", "nanosleep",
+    "newfstatat", "_newselect", "open", "openat", "openat2", "pause", "pidfd_open",
+    "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect",
+    "poll", "ppoll", "ppoll_time64", "prctl", "pread64", "preadv", "preadv2", "prlimit64",
+    "process_mrelease", "process_vm_readv", "process_vm_writev", "pselect6",
+    "pselect6_time64", "ptrace", "pwrite64", "pwritev", "pwritev2", "read", "readahead",
+    "readlink", "readlinkat", "readv", "recv", "recvfrom", "recvmmsg", "recvmmsg_time64",
+    "recvmsg", "remap_file_pages", "removexattr", "removexattrat", "rename", "renameat",
+    "renameat2", "restart_syscall", "riscv_hwprobe", "rmdir", "rseq", "rt_sigaction",
+    "rt_sigpending", "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend",
+    "rt_sigtimedwait", "rt_sigtimedwait_time64", "rt_tgsigqueueinfo", "sched_getaffinity",
+    "sched_getattr", "sched_getparam", "sched_get_priority_max", "sched_get_priority_min",
+    "sched_getscheduler", "sched_rr_get_interval", "sched_rr_get_interval_time64",
+    "sched_setaffinity", "sched_setattr", "sched_setparam", "sched_setscheduler",
+    "sched_yield", "seccomp", "select", "semctl", "semget", "semop", "semtimedop",
+    "semtimedop_time64", "send", "sendfile", "sendfile64", "sendmmsg", "sendmsg", "sendto",
+    "setfsgid", "setfsgid32", "setfsuid", "setfsuid32", "setgid", "setgid32", "setgroups",
+    "setgroups32", "setitimer", "setpgid", "setpriority", "setregid", "setregid32",
+    "setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid", "setreuid32",
+    "setrlimit", "set_robust_list", "setsid", "setsockopt", "set_thread_area",
+    "set_tid_address", "setuid", "setuid32", "setxattr", "setxattrat", "shmat", "shmctl",
+    "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4", "sigprocmask",
+    "sigreturn", "socketcall", "socketpair", "splice", "stat", "stat64", "statfs",
+    "statfs64", "statmount", "statx", "symlink", "symlinkat", "sync", "sync_file_range",
+    "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete",
+    "timer_getoverrun", "timer_gettime", "timer_gettime64", "timer_settime",
+    "timer_settime64", "timerfd_create", "timerfd_gettime", "timerfd_gettime64",
+    "timerfd_settime", "timerfd_settime64", "times", "tkill", "truncate", "truncate64",
+    "ugetrlimit", "umask", "uname", "unlink", "unlinkat", "uretprobe", "utime", "utimensat",
+    "utimensat_time64", "utimes", "vfork", "vmsplice", "wait4", "waitid", "waitpid",
+    "write", "writev",
+];
+
+/// Moby's architecture-specific allow rules, for the architecture swarm runs on.
+#[cfg(target_arch = "x86_64")]
+const ARCH_ALLOWED: &[&str] = &["arch_prctl", "modify_ldt"];
+#[cfg(target_arch = "aarch64")]
+const ARCH_ALLOWED: &[&str] = &[
+    "arm_fadvise64_64",
+    "arm_sync_file_range",
+    "sync_file_range2",
+    "breakpoint",
+    "cacheflush",
+    "set_tls",
+];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const ARCH_ALLOWED: &[&str] = &[];
+
+/// The ABIs a container may use: moby's `archMap` entry for this architecture. Elsewhere only
+/// the native ABI (libseccomp's default); everything else is killed as a bad architecture.
+#[cfg(target_arch = "x86_64")]
+const DOCKER_ARCHITECTURES: &[Arch] = &[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32];
+#[cfg(target_arch = "aarch64")]
+const DOCKER_ARCHITECTURES: &[Arch] = &[Arch::ScmpArchAarch64, Arch::ScmpArchArm];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const DOCKER_ARCHITECTURES: &[Arch] = &[];
+
+/// Syscalls moby allows only when the container holds the capability (the kernel would check
+/// the capability anyway; seccomp removes the attack surface when it is missing).
+#[rustfmt::skip]
+pub const CAPABILITY_ALLOWED: &[(Capability, &[&str])] = &[
+    (Capability::DacReadSearch, &["open_by_handle_at"]),
+    (Capability::SysAdmin, &[
+        "bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick",
+        "lookup_dcookie", "lsm_get_self_attr", "lsm_list_modules", "lsm_set_self_attr", "mount",
+        "mount_setattr", "move_mount", "open_tree", "perf_event_open", "quotactl",
+        "quotactl_fd", "setdomainname", "sethostname", "setns", "syslog", "umount", "umount2",
+        "unshare",
+    ]),
+    (Capability::SysBoot, &["reboot"]),
+    (Capability::SysChroot, &["chroot"]),
+    (Capability::SysModule, &["delete_module", "init_module", "finit_module"]),
+    (Capability::SysPacct, &["acct"]),
+    (Capability::SysPtrace, &[
+        "kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv", "process_vm_writev",
+        "ptrace",
+    ]),
+    (Capability::SysRawio, &["iopl", "ioperm"]),
+    (Capability::SysTime, &["settimeofday", "stime", "clock_settime", "clock_settime64"]),
+    (Capability::SysTtyConfig, &["vhangup"]),
+    (Capability::SysNice, &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"]),
+    (Capability::Syslog, &["syslog"]),
+    (Capability::Bpf, &["bpf"]),
+    (Capability::Perfmon, &["perf_event_open"]),
+];
+
+/// `personality(2)` arguments moby allows: PER_LINUX, UNAME26, ADDR_NO_RANDOMIZE (setarch -R),
+/// UNAME26|ADDR_NO_RANDOMIZE, and 0xffffffff (query the current persona).
+const PERSONALITY_ALLOWED: &[u64] = &[0x0, 0x0008, 0x20000, 0x20008, 0xffff_ffff];
+
+/// Socket address families moby allows for `socket(2)`, sorted (include/linux/socket.h).
+/// Blocked: 12 AF_DECnet, 19 AF_ECONET, 20 AF_ATMSVC, 23 AF_IRDA, 25 AF_WANPIPE, 34 AF_ISDN,
+/// 37 AF_CAIF (gone from the kernel), 38 AF_ALG (kernel crypto API, needless attack surface),
+/// 40 AF_VSOCK (reaches host VMs across network namespaces).
+const SOCKET_DOMAINS_ALLOWED: &[u64] = &[
+    1,  // AF_UNIX
+    2,  // AF_INET
+    3,  // AF_AX25
+    4,  // AF_IPX
+    5,  // AF_APPLETALK
+    6,  // AF_NETROM
+    7,  // AF_BRIDGE
+    8,  // AF_ATMPVC
+    9,  // AF_X25
+    10, // AF_INET6
+    11, // AF_ROSE
+    13, // AF_NETBEUI
+    14, // AF_SECURITY
+    15, // AF_KEY
+    16, // AF_NETLINK
+    17, // AF_PACKET
+    18, // AF_ASH
+    21, // AF_RDS
+    22, // AF_SNA
+    24, // AF_PPPOX
+    26, // AF_LLC
+    27, // AF_IB
+    28, // AF_MPLS
+    29, // AF_CAN
+    30, // AF_TIPC
+    31, // AF_BLUETOOTH
+    32, // AF_IUCV
+    33, // AF_RXRPC
+    35, // AF_PHONET
+    36, // AF_IEEE802154
+    39, // AF_NFC
+    41, // AF_KCM
+    42, // AF_QIPCRTR
+    43, // AF_SMC
+    44, // AF_XDP
+    45, // AF_MCTP
+];
+
+/// The namespace flags `clone(2)` may not carry without CAP_SYS_ADMIN.
+const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP) as u64;
+
+/// s390 passes the clone flags as the second argument.
+const CLONE_FLAGS_ARG: usize = if cfg!(target_arch = "s390x") { 1 } else { 0 };
+
 /// Docker's default seccomp profile (moby `profiles/seccomp/default.json`) for this host's
 /// architecture, as OCI data, given the capabilities the container gets (some rules depend on
-/// them, as in Docker).
+/// them, as in Docker; pass the bounding set, which is what moby looks at).
 pub fn docker_default_profile(capabilities: &[Capability]) -> LinuxSeccomp {
-    let _ = capabilities;
-    todo!()
+    let has = |cap: Capability| capabilities.contains(&cap);
+    let mut syscalls = vec![allow(DOCKER_ALLOWED.iter().chain(ARCH_ALLOWED), Vec::new())];
+    syscalls.extend(socket_rules(SOCKET_DOMAINS_ALLOWED));
+    syscalls.extend(PERSONALITY_ALLOWED.iter().map(|persona| {
+        allow(
+            ["personality"].iter(),
+            vec![arg(0, LinuxSeccompOperator::ScmpCmpEq, *persona)],
+        )
+    }));
+    for (cap, names) in CAPABILITY_ALLOWED {
+        if has(*cap) {
+            syscalls.push(allow(names.iter(), Vec::new()));
+        }
+    }
+    if !has(Capability::SysAdmin) {
+        // Threads and forks yes, new namespaces no: (flags & NAMESPACES) == 0.
+        let no_namespaces = masked_arg(CLONE_FLAGS_ARG, CLONE_NAMESPACE_FLAGS, 0);
+        syscalls.push(allow(["clone"].iter(), vec![no_namespaces]));
+        // clone3 passes its flags in memory seccomp cannot read; ENOSYS makes libc fall back
+        // to clone, which the rule above can check.
+        let mut clone3 = LinuxSyscall::default();
+        clone3
+            .set_names(vec!["clone3".into()])
+            .set_action(LinuxSeccompAction::ScmpActErrno)
+            .set_errno_ret(Some(libc::ENOSYS as u32));
+        syscalls.push(clone3);
+    }
+
+    let mut profile = LinuxSeccomp::default();
+    profile
+        .set_default_action(LinuxSeccompAction::ScmpActErrno)
+        .set_default_errno_ret(Some(libc::EPERM as u32))
+        .set_architectures(
+            (!DOCKER_ARCHITECTURES.is_empty()).then(|| DOCKER_ARCHITECTURES.to_vec()),
+        )
+        .set_syscalls(Some(syscalls));
+    profile
+}
+
+fn allow<'a>(names: impl Iterator<Item = &'a &'a str>, args: Vec<LinuxSeccompArg>) -> LinuxSyscall {
+    let mut syscall = LinuxSyscall::default();
+    syscall
+        .set_names(names.map(|name| (*name).to_owned()).collect())
+        .set_action(LinuxSeccompAction::ScmpActAllow)
+        .set_args((!args.is_empty()).then_some(args));
+    syscall
+}
+
+fn arg(index: usize, op: LinuxSeccompOperator, value: u64) -> LinuxSeccompArg {
+    LinuxSeccompArgBuilder::default()
+        .index(index)
+        .op(op)
+        .value(value)
+        .build()
+        // Every field has a default and the builder validates nothing: it cannot fail.
+        .expect("LinuxSeccompArgBuilder has no validation")
+}
+
+/// `(argument[index] & mask) == value`.
+fn masked_arg(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
+    LinuxSeccompArgBuilder::default()
+        .index(index)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .value(mask)
+        .value_two(value)
+        .build()
+        .expect("LinuxSeccompArgBuilder has no validation")
+}
+
+/// `socket(2)` allow rules for sorted `domains`, the way moby builds them: conditions on the
+/// same argument are ORed by runc, so a bounded range cannot be expressed; a leading run that
+/// starts at AF_UNIX becomes one `domain < end` rule (AF_UNSPEC, 0, cannot create a socket),
+/// every other domain one `domain == d` rule.
+fn socket_rules(domains: &[u64]) -> Vec<LinuxSyscall> {
+    const AF_UNIX: u64 = libc::AF_UNIX as u64;
+    let socket = |op, value| allow(["socket"].iter(), vec![arg(0, op, value)]);
+    let mut rules = Vec::new();
+    let mut rest = domains;
+    if let [AF_UNIX, next, ..] = domains
+        && *next == AF_UNIX + 1
+    {
+        let run = domains
+            .iter()
+            .zip(AF_UNIX..)
+            .take_while(|(domain, expected)| **domain == *expected)
+            .count();
+        rules.push(socket(
+            LinuxSeccompOperator::ScmpCmpLt,
+            AF_UNIX + run as u64,
+        ));
+        rest = &domains[run..];
+    }
+    rules.extend(
+        rest.iter()
+            .map(|domain| socket(LinuxSeccompOperator::ScmpCmpEq, *domain)),
+    );
+    rules
 }
 
 #[cfg(test)]
@@ -678,23 +959,35 @@ mod tests {
         syscall
     }
 
-    fn arg(index: usize, op: LinuxSeccompOperator, value: u64) -> LinuxSeccompArg {
-        oci_spec::runtime::LinuxSeccompArgBuilder::default()
-            .index(index)
-            .op(op)
-            .value(value)
-            .build()
-            .unwrap()
+    fn docker_caps() -> Vec<Capability> {
+        use Capability::*;
+        vec![
+            Chown,
+            DacOverride,
+            Fsetid,
+            Fowner,
+            Mknod,
+            NetRaw,
+            Setgid,
+            Setuid,
+            Setfcap,
+            Setpcap,
+            NetBindService,
+            SysChroot,
+            Kill,
+            AuditWrite,
+        ]
     }
 
-    fn masked_arg(index: usize, mask: u64, value: u64) -> LinuxSeccompArg {
-        oci_spec::runtime::LinuxSeccompArgBuilder::default()
-            .index(index)
-            .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
-            .value(mask)
-            .value_two(value)
-            .build()
-            .unwrap()
+    /// Every name an unconditional allow rule of `profile` lists.
+    fn unconditionally_allowed(profile: &LinuxSeccomp) -> Vec<String> {
+        profile
+            .syscalls()
+            .iter()
+            .flatten()
+            .filter(|s| s.action() == LinuxSeccompAction::ScmpActAllow && s.args().is_none())
+            .flat_map(|s| s.names().clone())
+            .collect()
     }
 
     const ALLOW: LinuxSeccompAction = LinuxSeccompAction::ScmpActAllow;
@@ -955,5 +1248,265 @@ mod tests {
         assert_eq!(persona(2), Verdict::Errno(libc::EPERM as u32));
         assert_eq!(persona(3), Verdict::Allow);
         assert_eq!(call(&filter, "getpid", [0; 6]), Verdict::Allow);
+    }
+
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn docker_default_profile_behaves_like_docker() {
+        let filter = SeccompFilter::compile(&docker_default_profile(&docker_caps())).unwrap();
+        assert!(filter.instruction_count() <= BPF_MAXINSNS);
+        assert_eq!(filter.flags(), 0);
+        let eperm = Verdict::Errno(libc::EPERM as u32);
+        let no_args = [0; 6];
+
+        for allowed in [
+            "read",
+            "write",
+            "execve",
+            "openat",
+            "exit_group",
+            "ptrace",
+            "chroot",
+        ] {
+            assert_eq!(call(&filter, allowed, no_args), Verdict::Allow, "{allowed}");
+        }
+        for denied in [
+            "unshare",
+            "mount",
+            "umount2",
+            "setns",
+            "keyctl",
+            "add_key",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "kexec_load",
+            "open_by_handle_at",
+            "init_module",
+            "reboot",
+            "swapon",
+            "io_uring_setup",
+        ] {
+            assert_eq!(call(&filter, denied, no_args), eperm, "{denied}");
+        }
+
+        // clone: threads and forks yes, namespaces no; clone3 must fail with ENOSYS so libc
+        // falls back to clone.
+        let thread_flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD) as u64;
+        let clone = |flags| call(&filter, "clone", [flags, 0, 0, 0, 0, 0]);
+        assert_eq!(clone(thread_flags), Verdict::Allow);
+        assert_eq!(clone(libc::SIGCHLD as u64), Verdict::Allow);
+        assert_eq!(clone(libc::CLONE_NEWUSER as u64), eperm);
+        assert_eq!(
+            clone(libc::SIGCHLD as u64 | libc::CLONE_NEWNS as u64),
+            eperm
+        );
+        assert_eq!(
+            call(&filter, "clone3", no_args),
+            Verdict::Errno(libc::ENOSYS as u32)
+        );
+
+        let persona = |p| call(&filter, "personality", [p, 0, 0, 0, 0, 0]);
+        assert_eq!(persona(0), Verdict::Allow);
+        assert_eq!(persona(0xffff_ffff), Verdict::Allow);
+        assert_eq!(persona(0x0040_0000), eperm, "READ_IMPLIES_EXEC");
+
+        let socket = |domain: i32| call(&filter, "socket", [domain as u64, 1, 0, 0, 0, 0]);
+        for ok in [
+            libc::AF_UNIX,
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+            libc::AF_PACKET,
+        ] {
+            assert_eq!(socket(ok), Verdict::Allow, "domain {ok}");
+        }
+        // AF_UNSPEC (0) passes the `< 12` rule, as in moby: the kernel refuses it anyway.
+        for blocked in [
+            40, /* AF_VSOCK */
+            38, /* AF_ALG */
+            12, /* AF_DECnet */
+            46,
+        ] {
+            assert_eq!(socket(blocked), eperm, "domain {blocked}");
+        }
+
+        // An ABI that is not in the filter is killed, not let through.
+        let arm_on_x86 = call_nr(&filter, 0x4000_0028, 0, no_args);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(arm_on_x86, Verdict::KillThread);
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(arm_on_x86, Verdict::Allow, "arm is a sub-architecture here");
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn docker_default_profile_covers_the_32_bit_abi() {
+        let filter = SeccompFilter::compile(&docker_default_profile(&docker_caps())).unwrap();
+        let i386 = |name| {
+            let nr = ScmpSyscall::from_name_by_arch(name, ScmpArch::X86)
+                .unwrap()
+                .as_raw_syscall();
+            call_nr(&filter, Arch::ScmpArchX86 as u32, nr, [0; 6])
+        };
+        assert_eq!(i386("socketcall"), Verdict::Allow);
+        assert_eq!(i386("_llseek"), Verdict::Allow);
+        assert_eq!(i386("unshare"), Verdict::Errno(libc::EPERM as u32));
+    }
+
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn cap_sys_admin_opens_mount_unshare_and_namespaced_clone() {
+        let mut caps = docker_caps();
+        caps.push(Capability::SysAdmin);
+        let filter = SeccompFilter::compile(&docker_default_profile(&caps)).unwrap();
+        for allowed in ["mount", "umount2", "unshare", "setns", "clone3"] {
+            assert_eq!(call(&filter, allowed, [0; 6]), Verdict::Allow, "{allowed}");
+        }
+        let new_user = [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0];
+        assert_eq!(call(&filter, "clone", new_user), Verdict::Allow);
+        // Not in the SYS_ADMIN list: still refused.
+        assert_eq!(
+            call(&filter, "keyctl", [0; 6]),
+            Verdict::Errno(libc::EPERM as u32)
+        );
+    }
+
+    // ─── the default profile as data ────────────────────────────────────────────────────
+
+    #[test]
+    #[ignore = "measurement, run by hand"]
+    fn measure_compile_time() {
+        let profile = docker_default_profile(&docker_caps());
+        let plan = Plan::from_profile(&profile).unwrap();
+        eprintln!("rules: {}, skipped: {:?}", plan.rules.len(), plan.skipped);
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            let plan = Plan::from_profile(&profile).unwrap();
+            let planned = start.elapsed();
+            let context = plan.to_context().unwrap();
+            let built = start.elapsed();
+            let program = export_program(&context).unwrap();
+            eprintln!(
+                "compile: {:?} (plan {planned:?}, libseccomp rules {:?}, BPF generation {:?}), \
+                 {} instructions",
+                start.elapsed(),
+                built - planned,
+                start.elapsed() - built,
+                program.len()
+            );
+        }
+    }
+
+    #[test]
+    fn docker_default_profile_with_every_capability_compiles() {
+        let mut caps: Vec<_> = CAPABILITY_ALLOWED.iter().map(|(cap, _)| *cap).collect();
+        caps.extend(docker_caps());
+        SeccompFilter::compile(&docker_default_profile(&caps)).unwrap();
+    }
+
+    #[test]
+    fn docker_default_profile_lists_what_docker_lists() {
+        let profile = docker_default_profile(&docker_caps());
+        assert_eq!(profile.default_action(), ERRNO);
+        assert_eq!(profile.default_errno_ret(), Some(libc::EPERM as u32));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            profile.architectures().as_deref(),
+            Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..])
+        );
+
+        let allowed = unconditionally_allowed(&profile);
+        for name in [
+            "read",
+            "write",
+            "execve",
+            "exit_group",
+            "futex",
+            "chroot",
+            "ptrace",
+        ] {
+            assert!(
+                allowed.iter().any(|a| a == name),
+                "{name} should be allowed"
+            );
+        }
+        for name in [
+            "unshare",
+            "mount",
+            "umount2",
+            "setns",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "kexec_load",
+            "open_by_handle_at",
+            "init_module",
+            "clone",
+            "clone3",
+            "socket",
+            "personality",
+            "io_uring_setup",
+        ] {
+            assert!(
+                !allowed.iter().any(|a| a == name),
+                "{name} must not be allowed outright"
+            );
+        }
+
+        let clone3 = profile
+            .syscalls()
+            .iter()
+            .flatten()
+            .find(|s| s.names() == &["clone3"])
+            .expect("a clone3 rule");
+        assert_eq!(
+            (clone3.action(), clone3.errno_ret()),
+            (ERRNO, Some(libc::ENOSYS as u32))
+        );
+    }
+
+    #[test]
+    fn capabilities_add_their_syscalls() {
+        let with = |cap| unconditionally_allowed(&docker_default_profile(&[cap]));
+        assert!(with(Capability::SysAdmin).contains(&"unshare".to_string()));
+        assert!(with(Capability::SysModule).contains(&"init_module".to_string()));
+        assert!(with(Capability::SysTime).contains(&"clock_settime".to_string()));
+        assert!(with(Capability::Bpf).contains(&"bpf".to_string()));
+        assert!(!with(Capability::Bpf).contains(&"perf_event_open".to_string()));
+        // No clone/clone3 restrictions once the container may create namespaces.
+        let admin = docker_default_profile(&[Capability::SysAdmin]);
+        let restricted = admin.syscalls().iter().flatten().any(|s| {
+            s.names().iter().any(|n| n == "clone" || n == "clone3") && s.action() != ALLOW
+                || s.names() == &["clone"] && s.args().is_some()
+        });
+        assert!(!restricted);
+    }
+
+    #[test]
+    fn socket_rules_collapse_the_leading_run_only() {
+        let shape = |domains: &[u64]| {
+            socket_rules(domains)
+                .iter()
+                .map(|s| {
+                    let a = s.args().as_ref().unwrap()[0];
+                    (a.op(), a.value())
+                })
+                .collect::<Vec<_>>()
+        };
+        use LinuxSeccompOperator::{ScmpCmpEq as Eq, ScmpCmpLt as Lt};
+        assert_eq!(shape(&[1, 2, 3, 5, 6]), [(Lt, 4), (Eq, 5), (Eq, 6)]);
+        assert_eq!(shape(&[1]), [(Eq, 1)]);
+        assert_eq!(shape(&[2, 3]), [(Eq, 2), (Eq, 3)]);
+        let docker = shape(SOCKET_DOMAINS_ALLOWED);
+        assert_eq!(docker[0], (Lt, 12), "AF_UNIX..=AF_ROSE");
+        assert!(!docker.contains(&(Eq, 40)), "AF_VSOCK stays blocked");
     }
 }
