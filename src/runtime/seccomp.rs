@@ -960,23 +960,7 @@ mod tests {
     }
 
     fn docker_caps() -> Vec<Capability> {
-        use Capability::*;
-        vec![
-            Chown,
-            DacOverride,
-            Fsetid,
-            Fowner,
-            Mknod,
-            NetRaw,
-            Setgid,
-            Setuid,
-            Setfcap,
-            Setpcap,
-            NetBindService,
-            SysChroot,
-            Kill,
-            AuditWrite,
-        ]
+        crate::runtime::spec::docker_default_capabilities()
     }
 
     /// Every name an unconditional allow rule of `profile` lists.
