@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The OCI container runtime (runc's command line).
-    Runtime(runtime::RuntimeArgs),
+    Runtime(Box<runtime::RuntimeArgs>),
     /// Internal: the per-container helper. Started by the runtime, not by people.
     #[command(name = "__shim", hide = true)]
     Shim { socket: std::path::PathBuf },
@@ -34,7 +34,7 @@ pub fn main() -> i32 {
     init_tracing(&cli.log_level);
     match cli.command {
         Command::Shim { socket } => crate::runtime::shim::helper_main(&socket),
-        Command::Runtime(args) => match runtime::run(args) {
+        Command::Runtime(args) => match runtime::run(*args) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("swarm: {e:#}");

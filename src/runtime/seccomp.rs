@@ -153,40 +153,17 @@ impl SeccompFilter {
     ///
     /// Needs `no_new_privs` already set, or CAP_SYS_ADMIN in the caller's user namespace.
     // TODO(runtime/sys): the one unsafe block of this module; move it there.
-    #[allow(unsafe_code)]
     pub fn load(&self) -> Result<(), SeccompError> {
-        // `compile` guarantees len <= BPF_MAXINSNS, which fits the kernel's u16 length.
-        let Ok(len) = libc::c_ushort::try_from(self.program.len()) else {
-            return Err(SeccompError::TooLarge {
-                instructions: self.program.len(),
-            });
-        };
-        let prog = libc::sock_fprog {
-            len,
-            // The kernel only reads through this pointer (it copies the program).
-            filter: self.program.as_ptr().cast_mut(),
-        };
-        // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) reads `prog` and the `len`
-        // instructions it points to, both alive for the whole call (borrowed from `self`); the
-        // kernel copies the program and keeps no pointer into our memory.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                self.flags,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        match rc {
-            0 => Ok(()),
+        match super::sys::seccomp_set_filter(&self.program, self.flags) {
+            Ok(0) => Ok(()),
             // With TSYNC the kernel returns the id of a thread it could not synchronise.
-            tid if tid > 0 => Err(SeccompError::Load {
+            Ok(tid) => Err(SeccompError::Load {
                 flags: self.flags,
                 source: std::io::Error::other(format!("thread {tid} could not be synchronised")),
             }),
-            _ => Err(SeccompError::Load {
+            Err(source) => Err(SeccompError::Load {
                 flags: self.flags,
-                source: std::io::Error::last_os_error(),
+                source,
             }),
         }
     }

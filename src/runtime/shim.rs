@@ -33,7 +33,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, mkfifo, pipe2};
-use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{self, ContainerCgroup};
@@ -322,7 +322,7 @@ fn create(config: &ShimConfig, _unused: Option<()>) -> Result<Started> {
             .linux()
             .as_ref()
             .and_then(|l| l.resources().clone())
-            .unwrap_or_else(LinuxResources::default);
+            .unwrap_or_default();
         if let Some(rules) = resources.devices().clone() {
             resources.set_devices(Some(with_runtime_devices(rules)));
         }
@@ -619,8 +619,11 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
                 closed.push(i);
             }
         }
-        if pty_open && ready(pty_index) {
-            if let Some(p) = &pty {
+        if pty_open
+            && ready(pty_index)
+            && let Some(p) = &pty
+        {
+            {
                 pty_open = pump(
                     p.as_fd(),
                     Source::Output(Stream::Stdout),

@@ -169,3 +169,32 @@ pub fn own_received_fd(fd: RawFd) -> OwnedFd {
     // in the process knows its number, so this is its only owner.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: install a compiled BPF program in the
+/// calling thread (or process, with TSYNC). Returns the syscall's non-negative result (with
+/// TSYNC, a thread id that could not be synchronised). Allocates nothing, so it is fine right
+/// before execve in a freshly cloned child.
+pub fn seccomp_set_filter(program: &[libc::sock_filter], flags: libc::c_ulong) -> std::io::Result<i64> {
+    let len = libc::c_ushort::try_from(program.len())
+        .map_err(|_| std::io::Error::other("seccomp program longer than 65535 instructions"))?;
+    let prog = libc::sock_fprog {
+        len,
+        // The kernel only reads through this pointer (it copies the program).
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) reads `prog` and the `len`
+    // instructions it points to, both alive for the whole call (borrowed from the caller); the
+    // kernel copies the program and keeps no pointer into our memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc)
+}
