@@ -60,15 +60,16 @@ fn t40_masked_paths_are_unreadable_and_sys_is_read_only() {
     let (code, out, _) = run_in_default(
         &h,
         "m",
-        "wc -c < /proc/kcore; wc -c < /proc/keys; ls /sys/firmware | wc -l; \
-         touch /sys/kernel/x 2>&1 || true; echo 1 > /proc/sys/kernel/domainname 2>&1 || true; \
+        "wc -c < /proc/timer_list; wc -c < /proc/interrupts; echo $(ls -A /proc/acpi) $(ls -A /sys/firmware) | wc -w; \
+         touch /sys/kernel/x 2>&1 || true; (echo 1 > /proc/sys/kernel/domainname) 2>&1 || true; \
          grep ' /sys ' /proc/mounts",
     );
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0].trim(), "0", "/proc/kcore readable: {out}");
-    assert_eq!(lines[1].trim(), "0", "/proc/keys readable: {out}");
-    assert_eq!(lines[2].trim(), "0", "/sys/firmware visible: {out}");
+    // Both are non-empty on the host (/proc/kcore does not exist on this kernel).
+    assert_eq!(lines[0].trim(), "0", "/proc/timer_list readable: {out}");
+    assert_eq!(lines[1].trim(), "0", "/proc/interrupts readable: {out}");
+    assert_eq!(lines[2].trim(), "0", "/proc/acpi or /sys/firmware visible: {out}");
     assert!(lines[3].contains("Read-only file system"), "{out}");
     assert!(lines[4].contains("Read-only file system"), "{out}");
     assert!(
