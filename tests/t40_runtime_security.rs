@@ -69,7 +69,11 @@ fn t40_masked_paths_are_unreadable_and_sys_is_read_only() {
     // Both are non-empty on the host (/proc/kcore does not exist on this kernel).
     assert_eq!(lines[0].trim(), "0", "/proc/timer_list readable: {out}");
     assert_eq!(lines[1].trim(), "0", "/proc/interrupts readable: {out}");
-    assert_eq!(lines[2].trim(), "0", "/proc/acpi or /sys/firmware visible: {out}");
+    assert_eq!(
+        lines[2].trim(),
+        "0",
+        "/proc/acpi or /sys/firmware visible: {out}"
+    );
     assert!(lines[3].contains("Read-only file system"), "{out}");
     assert!(lines[4].contains("Read-only file system"), "{out}");
     assert!(

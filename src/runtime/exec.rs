@@ -61,7 +61,10 @@ impl Runtime {
         let spec = self.spec(id)?;
         let caps = CapabilitySets::from_spec(process.capabilities().as_ref())?;
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(profile) => Some(SeccompFilter::compile(profile)?),
+            Some(profile) => Some(SeccompFilter::compile_cached(
+                profile,
+                &self.root().join(super::SECCOMP_CACHE_DIR),
+            )?),
             None => None,
         };
         let terminal = process.terminal() == Some(true);

@@ -62,6 +62,10 @@ use state::{ContainerRecord, EXIT_FILE, FIFO_FILE, LOG_FILE, RECORD_FILE};
 /// Default state directory of `swarm runtime`.
 pub const DEFAULT_ROOT: &str = "/run/swarm/runtime";
 
+/// Compiled seccomp filters, by profile hash, under the runtime root (a name no container id
+/// can take: ids never start with '.').
+pub const SECCOMP_CACHE_DIR: &str = ".seccomp-cache";
+
 /// Timeouts of the runtime, in one place.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {

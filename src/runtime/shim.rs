@@ -178,6 +178,14 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
+/// The runtime's seccomp cache sits next to the containers' state directories.
+fn seccomp_cache_dir(state_dir: &Path) -> PathBuf {
+    state_dir
+        .parent()
+        .unwrap_or(state_dir)
+        .join(super::SECCOMP_CACHE_DIR)
+}
+
 /// Which namespaces to create (clone flags) and which to join (by path).
 struct Namespaces {
     clone_flags: CloneFlags,
@@ -282,7 +290,10 @@ fn create(config: &ShimConfig, _unused: Option<()>) -> Result<Started> {
     let ns = namespaces(spec)?;
     let caps = CapabilitySets::from_spec(proc_spec.capabilities().as_ref())?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(profile) => Some(SeccompFilter::compile(profile)?),
+        Some(profile) => Some(SeccompFilter::compile_cached(
+            profile,
+            &seccomp_cache_dir(&config.state_dir),
+        )?),
         None => None,
     };
     let root = config.rootfs.mount_point();

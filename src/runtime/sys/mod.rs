@@ -174,7 +174,10 @@ pub fn own_received_fd(fd: RawFd) -> OwnedFd {
 /// calling thread (or process, with TSYNC). Returns the syscall's non-negative result (with
 /// TSYNC, a thread id that could not be synchronised). Allocates nothing, so it is fine right
 /// before execve in a freshly cloned child.
-pub fn seccomp_set_filter(program: &[libc::sock_filter], flags: libc::c_ulong) -> std::io::Result<i64> {
+pub fn seccomp_set_filter(
+    program: &[libc::sock_filter],
+    flags: libc::c_ulong,
+) -> std::io::Result<i64> {
     let len = libc::c_ushort::try_from(program.len())
         .map_err(|_| std::io::Error::other("seccomp program longer than 65535 instructions"))?;
     let prog = libc::sock_fprog {
