@@ -6,7 +6,8 @@ Reads a JSON plan (argv[1]):
    "variants": [{"name": "runc", "argv": [..., "{id}"], "cleanup": [..., "{id}"] | null,
                  "wrapped": true, "log": PATH}, ...]}
 
-Runs every variant n times, round-robin (one run of each variant per round, so
+Runs every variant n times, round-robin (one run of each variant per round, in a shuffled
+order, so
 machine noise hits all of them alike), after `warmup` uncounted rounds. For each run
 it records wall time and the CPU time (user + system) of the process and everything
 it spawned: the harness is a child subreaper, so daemonized grandchildren are reaped
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import resource
+import random
 import signal
 import statistics
 import subprocess
@@ -121,8 +123,13 @@ def main():
     active = list(variants)
 
     total_rounds = warmup + n
+    # The order changes every round (seeded, so runs are repeatable): what ran just before
+    # matters here, e.g. a cgroup move right after another one skips an RCU grace period.
+    order_rng = random.Random(20261123)
     for rnd in range(total_rounds):
-        for v in list(active):
+        round_order = list(active)
+        order_rng.shuffle(round_order)
+        for v in round_order:
             name = v["name"]
             run_id = f"swarm-bench-{name}-{rnd}"
             wall, cpu, code = run_once(v, run_id, timeout, logs[name])

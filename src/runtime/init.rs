@@ -90,16 +90,8 @@ fn setup(channel: &mut Channel, ctx: InitContext<'_>) -> Result<Never> {
     // (the container's own processes, via exec): it still runs our host binary.
     nix::sys::prctl::set_dumpable(false).context(|| "prctl(PR_SET_DUMPABLE)".into())?;
 
-    match channel.recv::<HelperMessage>()? {
-        Some(HelperMessage::Go) => {}
-        None => return Err(RuntimeError::Remote("helper went away before start".into())),
-    }
     for (flag, fd) in &ctx.join {
         setns(fd.as_fd(), *flag).context(|| format!("join namespace {flag:?}"))?;
-    }
-    if ctx.new_cgroup_ns {
-        // After the helper moved us into the container's cgroup, so it becomes the root.
-        unshare(CloneFlags::CLONE_NEWCGROUP).context(|| "unshare cgroup namespace".into())?;
     }
     setsid().context(|| "setsid".into())?;
 
@@ -118,7 +110,21 @@ fn setup(channel: &mut Channel, ctx: InitContext<'_>) -> Result<Never> {
         dup2_stderr(stderr).context(|| "stderr".into())?;
     }
 
-    rootfs::prepare(spec, ctx.rootfs)?;
+    // Mounting overlaps with the helper moving us into the cgroup; we wait for it only where
+    // it matters (see rootfs::prepare).
+    let new_cgroup_ns = ctx.new_cgroup_ns;
+    rootfs::prepare(spec, ctx.rootfs, || {
+        match channel.recv::<HelperMessage>()? {
+            Some(HelperMessage::Go) => {}
+            None => return Err(RuntimeError::Remote("helper went away before start".into())),
+        }
+        if new_cgroup_ns {
+            // After the helper moved us into the container's cgroup, so it becomes the root.
+            unshare(CloneFlags::CLONE_NEWCGROUP)
+                .context(|| "unshare cgroup namespace".into())?;
+        }
+        Ok(())
+    })?;
     rootfs::finish(spec)?;
     if ctx.new_uts_ns
         && let Some(hostname) = spec.hostname()

@@ -152,7 +152,7 @@ pub fn switch_user_and_capabilities(process: &Process, caps: &CapabilitySets) ->
     // runc, a capability that cannot be raised is skipped (and logged), not fatal.
     for cap in &caps.ambient {
         if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
-            tracing::warn!("cannot raise ambient capability {cap}: {e}");
+            tracing::debug!("cannot raise ambient capability {cap}: {e}");
         }
     }
     Ok(())

@@ -126,7 +126,17 @@ pub fn propagation_flags(name: &str) -> Option<MsFlags> {
 
 /// Everything up to and including pivot_root. Runs in the container's init, in its new mount
 /// namespace, before the process drops privileges.
-pub fn prepare(spec: &Spec, source: &RootfsSource) -> Result<()> {
+///
+/// `join_cgroup` is called once, before the first cgroup mount: the init may only mount
+/// cgroupfs once it is in its cgroup and has its cgroup namespace, but everything else can be
+/// mounted while the helper is still moving it into the cgroup (on cgroup v1 that move waits
+/// for an RCU grace period, several milliseconds when cold). So cgroup mounts go last, unless
+/// another mount lies beneath one of them, in which case the spec's order is kept.
+pub fn prepare(
+    spec: &Spec,
+    source: &RootfsSource,
+    mut join_cgroup: impl FnMut() -> Result<()>,
+) -> Result<()> {
     mount(
         None::<&str>,
         "/",
@@ -173,8 +183,35 @@ pub fn prepare(spec: &Spec, source: &RootfsSource) -> Result<()> {
     }
 
     let cgroup_v2 = super::cgroup_mode_is_v2();
-    for m in spec.mounts().as_deref().unwrap_or_default() {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let is_cgroup = |m: &Mount| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"));
+    let defer_cgroups = !mounts.iter().any(|m| {
+        !is_cgroup(m)
+            && mounts
+                .iter()
+                .filter(|c| is_cgroup(c))
+                .any(|c| m.destination().starts_with(c.destination()))
+    });
+    let mut joined = false;
+    for m in mounts {
+        if is_cgroup(m) {
+            if defer_cgroups {
+                continue;
+            }
+            if !joined {
+                join_cgroup()?;
+                joined = true;
+            }
+        }
         mount_one(rootfs, m, cgroup_v2)?;
+    }
+    if !joined {
+        join_cgroup()?;
+    }
+    if defer_cgroups {
+        for m in mounts.iter().filter(|m| is_cgroup(m)) {
+            mount_one(rootfs, m, cgroup_v2)?;
+        }
     }
 
     if let Some(propagation) = spec

@@ -501,19 +501,25 @@ fn clone_init(
             drop(stdio);
             drop(join);
             let setup = (|| {
-                cgroup.add_process(pid)?;
-                ours.send(&HelperMessage::Go)?;
+                // The init sets up its mounts meanwhile, and may fail doing so: its own
+                // message is then the error to report, not our failure to move a dead process.
+                let mut joined = cgroup.add_process(pid).map_err(RuntimeError::from);
+                if joined.is_ok() {
+                    joined = ours.send(&HelperMessage::Go);
+                }
                 let mut pty = None;
                 loop {
-                    match ours.recv::<InitMessage>()? {
-                        Some(InitMessage::Ready) => return Ok(pty),
-                        Some(InitMessage::PtyMaster) => pty = Some(ours.recv_fd()?),
-                        Some(InitMessage::Failed(e)) => return Err(RuntimeError::Remote(e)),
-                        None => {
+                    match ours.recv::<InitMessage>() {
+                        Ok(Some(InitMessage::Ready)) => return joined.map(|()| pty),
+                        Ok(Some(InitMessage::PtyMaster)) => pty = Some(ours.recv_fd()?),
+                        Ok(Some(InitMessage::Failed(e))) => return Err(RuntimeError::Remote(e)),
+                        Ok(None) | Err(_) if joined.is_err() => return joined.map(|()| pty),
+                        Ok(None) => {
                             return Err(RuntimeError::Remote(
                                 "the container's init exited during setup".into(),
                             ));
                         }
+                        Err(e) => return Err(e),
                     }
                 }
             })();

@@ -12,6 +12,7 @@
 //! ```
 //!
 //! Files are written atomically (temp file + rename), so a reader never sees half a record.
+//! They are not fsynced: like the processes they describe, they do not outlive a reboot.
 //! The status is derived, not stored: a stored "running" would lie after a crash.
 
 use std::fs;
@@ -173,14 +174,16 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// Write `value` as JSON to `path` atomically: temp file, fsync, rename.
+/// Write `value` as JSON to `path` atomically: temp file, then rename, so a reader sees the
+/// old file or the new one, never half of one. No fsync: this state describes processes
+/// that do not survive a reboot either (it lives on /run, like runc's), so durability buys
+/// nothing and would cost every container start a disk flush.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let body = serde_json::to_vec_pretty(value)
         .map_err(|e| RuntimeError::Remote(format!("encode {}: {e}", path.display())))?;
     let mut file = fs::File::create(&tmp).context(|| format!("create {}", tmp.display()))?;
     file.write_all(&body)
-        .and_then(|_| file.sync_all())
         .context(|| format!("write {}", tmp.display()))?;
     fs::rename(&tmp, path).context(|| format!("rename {} into place", tmp.display()))
 }
