@@ -120,8 +120,7 @@ fn setup(channel: &mut Channel, ctx: InitContext<'_>) -> Result<Never> {
         }
         if new_cgroup_ns {
             // After the helper moved us into the container's cgroup, so it becomes the root.
-            unshare(CloneFlags::CLONE_NEWCGROUP)
-                .context(|| "unshare cgroup namespace".into())?;
+            unshare(CloneFlags::CLONE_NEWCGROUP).context(|| "unshare cgroup namespace".into())?;
         }
         Ok(())
     })?;
