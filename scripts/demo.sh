@@ -58,7 +58,7 @@ PY
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "isolation: a container with Docker's default security profile"
-B="$(bundle iso '["sh","-c","echo pid=$$ hostname=$(hostname) links=$(ls /sys/class/net | tr \"\\n\" \" \"); grep -E \"^(CapEff|NoNewPrivs|Seccomp):\" /proc/self/status; echo masked /proc/kcore: $(wc -c < /proc/kcore) bytes; probe unshare-user; probe keyctl; probe mknod-block /tmp/sda; touch /sys/x 2>&1 || true"]')"
+B="$(bundle iso '["sh","-c","echo pid=$$ hostname=$(hostname) links=$(ls /sys/class/net | tr \"\\n\" \" \"); grep -E \"^(CapEff|NoNewPrivs|Seccomp):\" /proc/self/status; echo masked /proc/timer_list: $(wc -c < /proc/timer_list) bytes; probe unshare-user; probe keyctl; probe mknod-block /tmp/sda; touch /sys/x 2>&1 || true"]')"
 echo "\$ swarm runtime run --bundle $B iso"
 rt run --bundle "$B" iso
 

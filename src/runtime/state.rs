@@ -88,7 +88,8 @@ impl Status {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so table columns (`{:<10}`) line up.
+        f.pad(self.as_str())
     }
 }
 
