@@ -96,18 +96,10 @@ fn t10_signals_reach_the_process_and_kill_all_reaches_every_process() {
         ],
         |_| {},
     );
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "log",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "log");
     std::thread::sleep(Duration::from_millis(300));
     h.ok(&["kill", &id, "USR1"]);
-    let exit = wait_exit(&h, &id);
+    let exit = h.wait_exit(&id);
     assert_eq!(exit["code"], 7);
     assert!(h.ok(&["logs", &id]).contains("got-usr1"));
     h.ok(&["delete", &id]);
@@ -118,18 +110,10 @@ fn t10_signals_reach_the_process_and_kill_all_reaches_every_process() {
         &["sh", "-c", "trap '' TERM; sleep 100 & sleep 100 & wait"],
         |_| {},
     );
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "null",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "null");
     std::thread::sleep(Duration::from_millis(300));
     h.ok(&["kill", "--all", &id, "KILL"]);
-    let exit = wait_exit(&h, &id);
+    let exit = h.wait_exit(&id);
     assert_eq!(exit["signal"], 9);
     h.ok(&["delete", &id]);
     h.assert_no_leaks(&id);
@@ -144,15 +128,7 @@ fn t10_stop_waits_the_grace_period_then_kills_the_whole_cgroup() {
         &["sh", "-c", "trap '' TERM; sleep 100 & sleep 100; wait"],
         |_| {},
     );
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "null",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "null");
     std::thread::sleep(Duration::from_millis(200));
     let began = Instant::now();
     let out = h.ok(&["stop", "--time", "1", &id]);
@@ -180,15 +156,7 @@ fn t10_stop_waits_the_grace_period_then_kills_the_whole_cgroup() {
         ],
         |_| {},
     );
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "null",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "null");
     std::thread::sleep(Duration::from_millis(200));
     let exit: serde_json::Value =
         serde_json::from_str(&h.ok(&["stop", "--time", "10", &id])).unwrap();
@@ -201,15 +169,7 @@ fn t10_exec_runs_inside_the_container_with_its_exit_code() {
     let h = Harness::new("exec");
     let id = h.id("e");
     let bundle = h.bundle("e", &["sleep", "100"], |_| {});
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "null",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "null");
 
     eprintln!("--- exec sees the container's pid namespace, hostname and rootfs");
     let out = h.ok(&[
@@ -253,7 +213,7 @@ fn t10_exec_runs_inside_the_container_with_its_exit_code() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 
     h.ok(&["kill", &id, "KILL"]);
-    wait_exit(&h, &id);
+    h.wait_exit(&id);
     let out = h.swarm(&["exec", &id, "true"]);
     assert!(!out.status.success(), "exec into a stopped container");
     h.ok(&["delete", &id]);
@@ -269,16 +229,8 @@ fn t10_logs_are_json_lines_with_stream_and_time() {
         &["sh", "-c", "echo one; echo two >&2; printf partial"],
         |_| {},
     );
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "log",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
-    wait_exit(&h, &id);
+    h.run_detached(&id, &bundle, "log");
+    h.wait_exit(&id);
     let raw = std::fs::read_to_string(h.root().join(&id).join("container.log")).unwrap();
     let lines: Vec<serde_json::Value> = raw
         .lines()
@@ -299,15 +251,7 @@ fn t10_a_container_outlives_its_creator_and_is_found_again() {
     let id = h.id("o");
     let bundle = h.bundle("o", &["sleep", "100"], |_| {});
     eprintln!("--- the creating process exits right after create");
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "null",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "null");
     std::thread::sleep(Duration::from_millis(200));
     eprintln!("--- a fresh process finds it running, from its state on disk");
     let st = h.state(&id);
@@ -357,12 +301,7 @@ fn t10_process_fields_are_applied_as_the_spec_says() {
         p.set_env(Some(env));
         p.set_oom_score_adj(Some(500));
         p.set_rlimits(Some(vec![
-            oci_spec::runtime::PosixRlimitBuilder::default()
-                .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
-                .soft(512u64)
-                .hard(1024u64)
-                .build()
-                .unwrap(),
+            common::nofile(512u64, 1024u64),
         ]));
         spec.set_process(Some(p));
     });
@@ -378,29 +317,10 @@ fn t10_rlimits_above_the_callers_hard_limit_are_capped() {
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
     let bundle = h.bundle("r", &["sh", "-c", "ulimit -Hn"], |spec| {
         let mut p = spec.process().clone().unwrap();
-        p.set_rlimits(Some(vec![
-            oci_spec::runtime::PosixRlimitBuilder::default()
-                .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
-                .soft(1u64 << 20)
-                .hard(1u64 << 20)
-                .build()
-                .unwrap(),
-        ]));
+        p.set_rlimits(Some(vec![common::nofile(1u64 << 20, 1u64 << 20)]));
         spec.set_process(Some(p));
     });
     let (code, out, _) = h.run(&h.id("r"), &bundle);
     assert_eq!(code, 0);
     assert_eq!(out.trim(), caller_hard.min(1 << 20).to_string());
-}
-
-fn wait_exit(h: &Harness, id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let st = h.state(id);
-        if !st["exit"].is_null() {
-            return st["exit"].clone();
-        }
-        assert!(Instant::now() < deadline, "{id} did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -3,32 +3,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Harness;
-use oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, Spec,
-};
-
-fn with_resources(spec: &mut Spec, edit: impl FnOnce(&mut LinuxResources)) {
-    let mut linux = spec.linux().clone().unwrap();
-    let mut resources = linux.resources().clone().unwrap_or_default();
-    edit(&mut resources);
-    linux.set_resources(Some(resources));
-    spec.set_linux(Some(linux));
-}
-
-fn wait_exit(h: &Harness, id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let st = h.state(id);
-        if !st["exit"].is_null() {
-            return st["exit"].clone();
-        }
-        assert!(Instant::now() < deadline, "{id} did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::{Harness, with_resources};
+use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder};
 
 #[test]
 fn t30_a_memory_hog_is_oom_killed_and_reported() {
@@ -45,16 +23,8 @@ fn t30_a_memory_hog_is_oom_killed_and_reported() {
             ));
         })
     });
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "log",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
-    let exit = wait_exit(&h, &id);
+    h.run_detached(&id, &bundle, "log");
+    let exit = h.wait_exit(&id);
     assert_eq!(exit["oom_killed"], true, "{exit}");
     assert_eq!(exit["signal"], 9);
     assert_eq!(exit["code"], 137);
@@ -101,16 +71,8 @@ fn t30_a_cpu_quota_throttles() {
             ));
         })
     });
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "log",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
-    let exit = wait_exit(&h, &id);
+    h.run_detached(&id, &bundle, "log");
+    let exit = h.wait_exit(&id);
     assert_eq!(exit["code"], 0);
     let stats: serde_json::Value = serde_json::from_str(&h.ok(&["stats", &id])).unwrap();
     assert!(
@@ -141,15 +103,7 @@ fn t30_stats_of_a_running_container() {
             r.set_pids(Some(LinuxPidsBuilder::default().limit(50).build().unwrap()));
         })
     });
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "null",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "null");
     std::thread::sleep(Duration::from_millis(300));
     let stats: serde_json::Value = serde_json::from_str(&h.ok(&["stats", &id])).unwrap();
     assert_eq!(stats["pids_current"], 3, "{stats}");

@@ -175,15 +175,7 @@ fn t50_duplicate_id_is_refused_and_the_first_survives() {
     let h = Harness::new("dup");
     let id = h.id("d");
     let bundle = h.bundle("d", &["sleep", "100"], |_| {});
-    h.ok(&[
-        "run",
-        "-d",
-        "--stdio",
-        "null",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        &id,
-    ]);
+    h.run_detached(&id, &bundle, "null");
     let out = h.swarm(&[
         "create",
         "--stdio",

@@ -164,23 +164,9 @@ impl Runtime {
             CloneResult::Parent { pid, pidfd } => {
                 drop(theirs);
                 drop(console);
-                let setup = (|| {
-                    cgroup.add_process(pid)?;
-                    ours.send(&HelperMessage::Go)?;
-                    let mut pty = None;
-                    loop {
-                        match ours.recv::<InitMessage>()? {
-                            Some(InitMessage::Ready) => return Ok(pty),
-                            Some(InitMessage::PtyMaster) => pty = Some(ours.recv_fd()?),
-                            Some(InitMessage::Failed(e)) => return Err(RuntimeError::Remote(e)),
-                            None => {
-                                return Err(RuntimeError::Remote(
-                                    "the exec process exited during setup".into(),
-                                ));
-                            }
-                        }
-                    }
-                })();
+                let setup = init::release_and_await_ready(&mut ours, || {
+                    cgroup.add_process(pid).map_err(RuntimeError::from)
+                });
                 let pty = match setup {
                     Ok(pty) => pty,
                     Err(e) => {

@@ -72,6 +72,35 @@ pub struct InitContext<'a> {
     pub null: OwnedFd,
 }
 
+/// The runtime's side of the setup handshake, shared by the helper and exec: move the child
+/// into its cgroup (`join`), let it go on, then wait until it is ready, collecting the pty
+/// master if it sends one. If the child fails meanwhile (during its mounts, say), its own
+/// message is the error, not our failure to move a process that has already exited.
+pub(super) fn release_and_await_ready(
+    channel: &mut Channel,
+    join: impl FnOnce() -> Result<()>,
+) -> Result<Option<OwnedFd>> {
+    let mut joined = join();
+    if joined.is_ok() {
+        joined = channel.send(&HelperMessage::Go);
+    }
+    let mut pty = None;
+    loop {
+        match channel.recv::<InitMessage>() {
+            Ok(Some(InitMessage::Ready)) => return joined.map(|()| pty),
+            Ok(Some(InitMessage::PtyMaster)) => pty = Some(channel.recv_fd()?),
+            Ok(Some(InitMessage::Failed(e))) => return Err(RuntimeError::Remote(e)),
+            Ok(None) | Err(_) if joined.is_err() => return joined.map(|()| pty),
+            Ok(None) => {
+                return Err(RuntimeError::Remote(
+                    "the container process exited during setup".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Run the init. Never returns.
 pub fn run(mut channel: Channel, ctx: InitContext<'_>) -> ! {
     match setup(&mut channel, ctx) {

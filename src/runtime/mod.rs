@@ -299,15 +299,25 @@ impl Runtime {
         stream
             .set_read_timeout(Some(self.timeouts.create))
             .context(|| "helper socket".into())?;
+        // Who connected: a failed helper cleans up and exits, and create must not return
+        // before it is gone, or the caller could still see it.
+        let helper =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                .ok()
+                .and_then(|cred| sys::pidfd_open(cred.pid()).ok());
         let mut channel = Channel::new(stream);
         channel.send(config)?;
-        match channel.recv::<ShimReport>()? {
-            Some(ShimReport::Created { .. }) => Ok(()),
-            Some(ShimReport::Failed(e)) => Err(RuntimeError::Remote(e)),
-            None => Err(RuntimeError::Remote(
-                "the container helper exited without reporting".into(),
-            )),
+        let failure = match channel.recv::<ShimReport>()? {
+            Some(ShimReport::Created { .. }) => return Ok(()),
+            Some(ShimReport::Failed(e)) => RuntimeError::Remote(e),
+            None => RuntimeError::Remote("the container helper exited without reporting".into()),
+        };
+        if let Some(pidfd) = helper {
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            let ms = self.timeouts.reap.as_millis().min(u16::MAX as u128) as u16;
+            let _ = poll(&mut fds, PollTimeout::from(ms));
         }
+        Err(failure)
     }
 
     /// Create, start and wait in this process (which must be single-threaded), then delete.

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::cgroup::{self, ContainerCgroup};
 use super::channel::Channel;
 use super::error::{Context, Result, RuntimeError};
-use super::init::{self, HelperMessage, InitContext, InitMessage, InitStdio};
+use super::init::{self, InitContext, InitStdio};
 use super::logs::{LogConfig, LogWriter, Stream};
 use super::process::CapabilitySets;
 use super::rootfs::RootfsSource;
@@ -500,29 +500,10 @@ fn clone_init(
             drop(theirs);
             drop(stdio);
             drop(join);
-            let setup = (|| {
-                // The init sets up its mounts meanwhile, and may fail doing so: its own
-                // message is then the error to report, not our failure to move a dead process.
-                let mut joined = cgroup.add_process(pid).map_err(RuntimeError::from);
-                if joined.is_ok() {
-                    joined = ours.send(&HelperMessage::Go);
-                }
-                let mut pty = None;
-                loop {
-                    match ours.recv::<InitMessage>() {
-                        Ok(Some(InitMessage::Ready)) => return joined.map(|()| pty),
-                        Ok(Some(InitMessage::PtyMaster)) => pty = Some(ours.recv_fd()?),
-                        Ok(Some(InitMessage::Failed(e))) => return Err(RuntimeError::Remote(e)),
-                        Ok(None) | Err(_) if joined.is_err() => return joined.map(|()| pty),
-                        Ok(None) => {
-                            return Err(RuntimeError::Remote(
-                                "the container's init exited during setup".into(),
-                            ));
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            })();
+            // The init does its mounts while we move it into the cgroup.
+            let setup = init::release_and_await_ready(&mut ours, || {
+                cgroup.add_process(pid).map_err(RuntimeError::from)
+            });
             match setup {
                 Ok(pty) => {
                     let (stdout, stderr) = match pipes {

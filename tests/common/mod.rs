@@ -127,6 +127,33 @@ impl Harness {
         )
     }
 
+    /// `run -d`: start container `id` from `bundle` in the background, its stdio as `stdio`
+    /// (`null` or `log`).
+    pub fn run_detached(&self, id: &str, bundle: &Path, stdio: &str) {
+        self.ok(&[
+            "run",
+            "-d",
+            "--stdio",
+            stdio,
+            "--bundle",
+            bundle.to_str().unwrap(),
+            id,
+        ]);
+    }
+
+    /// The recorded exit of container `id`, once its helper wrote it (bounded wait).
+    pub fn wait_exit(&self, id: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let state = self.state(id);
+            if !state["exit"].is_null() {
+                return state["exit"].clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "{id} did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn state(&self, id: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
     }
@@ -214,4 +241,30 @@ pub fn set_args(spec: &mut Spec, args: &[&str]) {
     let mut p = spec.process().clone().unwrap();
     p.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
     spec.set_process(Some(p));
+}
+
+/// Edit the spec's `linux.resources`.
+pub fn with_resources(spec: &mut Spec, edit: impl FnOnce(&mut oci_spec::runtime::LinuxResources)) {
+    let mut linux = spec.linux().clone().unwrap();
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    edit(&mut resources);
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+}
+
+/// Edit the spec's `process`.
+pub fn with_process(spec: &mut Spec, edit: impl FnOnce(&mut oci_spec::runtime::Process)) {
+    let mut process = spec.process().clone().unwrap();
+    edit(&mut process);
+    spec.set_process(Some(process));
+}
+
+/// One RLIMIT_NOFILE rlimit.
+pub fn nofile(soft: u64, hard: u64) -> oci_spec::runtime::PosixRlimit {
+    oci_spec::runtime::PosixRlimitBuilder::default()
+        .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
+        .soft(soft)
+        .hard(hard)
+        .build()
+        .unwrap()
 }
