@@ -41,7 +41,7 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x "${HOME:-/root}/.cargo/bin/cargo"
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (rustup) first"
 
-apt_install busybox-static gcc libc6-dev libseccomp-dev pkg-config iproute2 runc \
+apt_install busybox-static gcc libc6-dev libseccomp-dev pkg-config iproute2 runc curl \
     procps util-linux coreutils
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$SWARM_ROOT/target}"

@@ -3,10 +3,13 @@
 //! Map of the crate (see `docs/architecture.md` for the whole picture):
 //!
 //! ```text
-//!  main ──▶ cli (one file per command group)
-//!            └─▶ runtime   our own OCI container runtime: namespaces, cgroups,
-//!                          rootfs, process setup, per-container helper ("shim"),
-//!                          logs, exec, stats. All `unsafe` lives in runtime::sys.
+//!  main ──▶ cli (one file per command group) ──▶ api::client ──unix socket──┐
+//!       └──▶ daemon (wires everything, `swarm daemon`)                        │
+//!              └─▶ api::server (Docker Engine API shape) ◀────────────────────┘
+//!  runtime   our own OCI container runtime: namespaces, cgroups, rootfs, process setup,
+//!            per-container helper ("shim"), logs, exec, stats. All `unsafe` lives in
+//!            runtime::sys.
+//!  types     API objects in Docker's shapes.
 //! ```
 //!
 //! Later planes (api, cluster, orchestrator, agent, image, p2p, network) are added
@@ -14,5 +17,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod cli;
+pub mod daemon;
 pub mod runtime;
+pub mod types;

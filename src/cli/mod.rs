@@ -1,7 +1,9 @@
 //! The command line: one file per command group. `main` parses, dispatches, and turns errors
 //! into a message on stderr and an exit code.
 
+pub mod daemon;
 pub mod runtime;
+pub mod system;
 
 use clap::{Parser, Subcommand};
 
@@ -15,12 +17,21 @@ pub struct Cli {
     /// Log level for swarm's own diagnostics (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "SWARM_LOG")]
     pub log_level: String,
+    /// The daemon's socket: unix:///path (else $SWARM_HOST, else unix:///run/swarm/swarm.sock).
+    #[arg(short = 'H', long, global = true)]
+    pub host: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon (one per host).
+    Daemon(daemon::DaemonArgs),
+    /// Show the client's and the daemon's versions.
+    Version,
+    /// Show system-wide information from the daemon.
+    Info,
     /// The OCI container runtime (runc's command line).
     Runtime(Box<runtime::RuntimeArgs>),
     /// Internal: the per-container helper. Started by the runtime, not by people.
@@ -34,14 +45,38 @@ pub fn main() -> i32 {
     init_tracing(&cli.log_level);
     match cli.command {
         Command::Shim { socket } => crate::runtime::shim::helper_main(&socket),
-        Command::Runtime(args) => match runtime::run(*args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("swarm: {e:#}");
-                1
-            }
-        },
+        Command::Runtime(args) => exit_code(runtime::run(*args)),
+        Command::Daemon(args) => exit_code(daemon::run(args)),
+        command => exit_code(with_client(cli.host.as_deref(), command)),
     }
+}
+
+fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("swarm: {e:#}");
+            1
+        }
+    }
+}
+
+/// Commands that talk to the daemon: a small single-threaded async runtime for the client.
+fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
+    let socket = crate::api::client::resolve_host(host)?;
+    let client = crate::api::client::ApiClient::new(socket);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Version => system::version(&client).await,
+            Command::Info => system::info(&client).await,
+            Command::Runtime(_) | Command::Daemon(_) | Command::Shim { .. } => {
+                unreachable!("handled without a client")
+            }
+        }
+    })
 }
 
 fn init_tracing(level: &str) {

@@ -1,0 +1,157 @@
+//! The API server: routes, the version prefix, common headers, serving on a Unix socket.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tower::{Layer, util::MapRequestLayer};
+
+use super::error::ApiError;
+use super::{API_VERSION, MIN_API_VERSION, system};
+use crate::types::system::{Info, Version};
+
+/// What the API needs from the daemon. The daemon implements it; handlers only call it.
+pub trait Backend: Send + Sync + 'static {
+    /// The `Swarm` header of `/_ping`: `inactive`, `active/manager`, `active/worker`, …
+    fn swarm_header(&self) -> String;
+    fn version(&self) -> Version;
+    fn info(&self) -> impl Future<Output = Info> + Send;
+}
+
+/// Every route, unversioned (the version prefix is stripped before routing).
+pub fn router<B: Backend>(backend: Arc<B>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping::<B>).head(system::ping::<B>))
+        .route("/version", get(system::version::<B>))
+        .route("/info", get(system::info::<B>))
+        .route(
+            "/__unsupported_version/{version}",
+            axum::routing::any(unsupported_version),
+        )
+        .fallback(|| async { ApiError::not_found("page not found") })
+        .layer(middleware::from_fn(common_headers))
+        .with_state(backend)
+}
+
+async fn unsupported_version(
+    axum::extract::Path(version): axum::extract::Path<String>,
+) -> Response {
+    ApiError::bad_request(check_version(&version).unwrap_or_default()).into_response()
+}
+
+/// `Api-Version` and friends on every answer, errors included.
+async fn common_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    headers.insert("Ostype", HeaderValue::from_static("linux"));
+    headers.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    headers.insert(
+        "Server",
+        HeaderValue::from_static(concat!("swarm/", env!("CARGO_PKG_VERSION"))),
+    );
+    response
+}
+
+/// A `/v1.xx` prefix: the version it names and the rest of the path.
+fn split_version(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/v")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let version = &rest[..end];
+    let is_version = version.split_once('.').is_some_and(|(major, minor)| {
+        !major.is_empty()
+            && !minor.is_empty()
+            && major.bytes().all(|b| b.is_ascii_digit())
+            && minor.bytes().all(|b| b.is_ascii_digit())
+    });
+    is_version.then(|| (version, &rest[end..]))
+}
+
+fn version_number(v: &str) -> (u32, u32) {
+    let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
+    (major.parse().unwrap_or(0), minor.parse().unwrap_or(0))
+}
+
+/// Why a request's version prefix is refused, in Docker's words; `None` if it is accepted.
+pub fn check_version(version: &str) -> Option<String> {
+    let asked = version_number(version);
+    if asked < version_number(MIN_API_VERSION) {
+        return Some(format!(
+            "client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        ));
+    }
+    if asked > version_number(API_VERSION) {
+        return Some(format!(
+            "client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        ));
+    }
+    None
+}
+
+/// Strip the version prefix so routes are written once; an unsupported version is routed
+/// to a path that answers with the error.
+fn strip_version(mut request: Request) -> Request {
+    let path = request.uri().path().to_string();
+    if let Some((version, rest)) = split_version(&path) {
+        let target = match check_version(version) {
+            None => format!(
+                "{}{}",
+                if rest.is_empty() { "/" } else { rest },
+                query(request.uri())
+            ),
+            Some(_) => format!("/__unsupported_version/{version}"),
+        };
+        if let Ok(uri) = target.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+fn query(uri: &Uri) -> String {
+    uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+}
+
+/// Serve the API on `listener` until `shutdown` is cancelled, then finish the requests in
+/// flight.
+pub async fn serve<B: Backend>(
+    listener: UnixListener,
+    backend: Arc<B>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = MapRequestLayer::new(strip_version).layer(router(backend));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t10_version_prefixes() {
+        assert_eq!(split_version("/v1.50/info"), Some(("1.50", "/info")));
+        assert_eq!(
+            split_version("/v1.24/nodes/abc"),
+            Some(("1.24", "/nodes/abc"))
+        );
+        assert_eq!(split_version("/volumes"), None);
+        assert_eq!(split_version("/version"), None);
+        assert_eq!(split_version("/v1/info"), None);
+        assert!(check_version("1.24").is_none());
+        assert!(check_version("1.50").is_none());
+        assert!(check_version("1.12").unwrap().contains("too old"));
+        assert!(check_version("1.99").unwrap().contains("too new"));
+    }
+}

@@ -1,0 +1,235 @@
+//! `swarm daemon`: one per host. Wires the planes together and serves the API.
+//!
+//! ```text
+//!  DaemonConfig ─▶ run(): data dir, exec root, socket (0660) ─▶ api::serve(Engine)
+//!                   SIGTERM / SIGINT ─▶ CancellationToken ─▶ graceful stop, socket removed
+//! ```
+//!
+//! Today the daemon answers the system endpoints; the cluster, image store and local
+//! containers plug into [`Engine`] as their issues land.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, Backend};
+use crate::types::system::{ComponentVersion, Info, Platform, SwarmInfo, Version};
+
+/// Default data directory (persistent state).
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/swarm";
+/// Default exec root (volatile state: container runtime state, sockets).
+pub const DEFAULT_EXEC_ROOT: &str = "/run/swarm";
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub data_dir: PathBuf,
+    pub exec_root: PathBuf,
+    pub socket: PathBuf,
+    /// p2p listen address (used once the cluster lands).
+    pub listen_addr: String,
+    pub advertise_addr: Option<String>,
+}
+
+/// What the daemon knows and does; the API's [`Backend`].
+pub struct Engine {
+    config: DaemonConfig,
+    runtime: crate::runtime::Runtime,
+    hostname: String,
+}
+
+impl Engine {
+    pub fn new(config: DaemonConfig) -> Result<Engine> {
+        let runtime = crate::runtime::Runtime::new(config.exec_root.join("runtime"))?;
+        let hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Engine {
+            config,
+            runtime,
+            hostname,
+        })
+    }
+}
+
+fn kernel_version() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Backend for Engine {
+    fn swarm_header(&self) -> String {
+        "inactive".into()
+    }
+
+    fn version(&self) -> Version {
+        let kernel = kernel_version();
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let details = [
+            ("ApiVersion", api::API_VERSION),
+            ("MinAPIVersion", api::MIN_API_VERSION),
+            ("Os", "linux"),
+            ("Arch", arch),
+            ("KernelVersion", kernel.as_str()),
+            ("Experimental", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Version {
+            platform: Platform {
+                name: "swarm".into(),
+            },
+            components: vec![ComponentVersion {
+                name: "Engine".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                details,
+            }],
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: api::API_VERSION.into(),
+            min_api_version: api::MIN_API_VERSION.into(),
+            git_commit: String::new(),
+            go_version: String::new(),
+            os: "linux".into(),
+            arch: arch.into(),
+            kernel_version: kernel,
+            build_time: String::new(),
+        }
+    }
+
+    async fn info(&self) -> Info {
+        let containers = self.runtime.list().unwrap_or_default();
+        let running = containers
+            .iter()
+            .filter(|c| c.status == crate::runtime::Status::Running)
+            .count() as u64;
+        let mem_total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map(|kb| kb * 1024)
+            .unwrap_or(0);
+        Info {
+            id: String::new(),
+            containers: containers.len() as u64,
+            containers_running: running,
+            containers_paused: 0,
+            containers_stopped: containers.len() as u64 - running,
+            images: 0,
+            driver: "overlayfs".into(),
+            name: self.hostname.clone(),
+            server_version: env!("CARGO_PKG_VERSION").into(),
+            operating_system: os_name(),
+            os_type: "linux".into(),
+            architecture: std::env::consts::ARCH.into(),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as u64)
+                .unwrap_or(1),
+            mem_total,
+            kernel_version: kernel_version(),
+            docker_root_dir: self.config.data_dir.display().to_string(),
+            cgroup_driver: "cgroupfs".into(),
+            cgroup_version: if crate::runtime::cgroup_mode_is_v2() {
+                "2".into()
+            } else {
+                "1".into()
+            },
+            swarm: SwarmInfo {
+                local_node_state: "inactive".into(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub fn run(config: DaemonConfig) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("swarm-daemon")
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: DaemonConfig) -> Result<()> {
+    create_private_dir(&config.data_dir, 0o700)?;
+    create_private_dir(&config.exec_root, 0o700)?;
+    let listener = bind_socket(&config.socket).await?;
+    let shutdown = CancellationToken::new();
+    let engine = Arc::new(Engine::new(config.clone())?);
+
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stopping");
+        signals.cancel();
+    });
+    tracing::info!(socket = %config.socket.display(), "API listening");
+    let served = api::serve(listener, engine, shutdown).await;
+    let _ = std::fs::remove_file(&config.socket);
+    served.context("serve the API")
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn create_private_dir(path: &Path, mode: u32) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .with_context(|| format!("create {}", path.display()))
+}
+
+/// Bind the API socket, mode 0660 in a directory only root can enter. A socket left by a
+/// daemon that died is replaced; one a live daemon answers on is not.
+async fn bind_socket(path: &Path) -> Result<UnixListener> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent, 0o750)?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            bail!("another daemon is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(listener)
+}
