@@ -136,3 +136,33 @@ fn t40_a_non_root_user_has_no_capabilities() {
         "{out}"
     );
 }
+
+#[test]
+fn t40_a_user_name_is_resolved_in_the_containers_own_files_bounded() {
+    let h = Harness::new("username");
+    let with_user = |spec: &mut oci_spec::runtime::Spec, user: &str| {
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(swarm::runtime::process::USER_ANNOTATION.into(), user.into());
+        spec.set_annotations(Some(annotations));
+    };
+    let bundle = h.bundle("n", &["sh", "-c", "id -u; id -g"], |spec| {
+        with_user(spec, "app")
+    });
+    let (code, out, _) = h.run(&h.id("n"), &bundle);
+    assert_eq!(code, 0);
+    assert_eq!(out, "1000\n1000\n");
+
+    eprintln!("--- an image whose /etc/passwd is /dev/zero gets a clear error, not a hang");
+    let bundle = h.bundle("z", &["true"], |spec| with_user(spec, "app"));
+    std::fs::remove_file(bundle.join("rootfs/etc/passwd")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", bundle.join("rootfs/etc/passwd")).unwrap();
+    let out = h.swarm(&["run", "--bundle", bundle.to_str().unwrap(), &h.id("z")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    h.assert_no_leaks(&h.id("z"));
+
+    eprintln!("--- an unknown user is refused with Docker's words");
+    let bundle = h.bundle("u", &["true"], |spec| with_user(spec, "ghost"));
+    let out = h.swarm(&["run", "--bundle", bundle.to_str().unwrap(), &h.id("u")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find user ghost"));
+}

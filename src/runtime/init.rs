@@ -163,6 +163,19 @@ fn setup(channel: &mut Channel, ctx: InitContext<'_>) -> Result<Never> {
     if let InitStdio::Terminal { console } = &ctx.stdio {
         setup_terminal(channel, console.as_ref())?;
     }
+    // A user given by name is looked up in the container's files, now that / is its root.
+    let named;
+    let proc_spec = match spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(process::USER_ANNOTATION))
+    {
+        Some(user) => {
+            named = process::with_named_user(proc_spec, user)?;
+            &named
+        }
+        None => proc_spec,
+    };
 
     become_process(channel, proc_spec, ctx.caps, ctx.seccomp, ctx.fifo.as_ref())
 }

@@ -164,6 +164,118 @@ pub fn apply_umask(process: &Process) {
     }
 }
 
+/// Annotation carrying a user given by *name* (`user[:group]`, either part may be numeric):
+/// the init resolves it against the container's own `/etc/passwd` and `/etc/group` after
+/// pivot_root, so a hostile image can only point it at its own files (extension; OCI
+/// specs carry numeric ids).
+pub const USER_ANNOTATION: &str = "org.swarm.user";
+
+/// Largest passwd or group file read: an image can make them anything (a FIFO, /dev/zero, a
+/// gigabyte of lines).
+const MAX_ACCOUNT_FILE: u64 = 1 << 20;
+
+/// Read a small regular file of the container (after pivot_root), bounded.
+fn read_account_file(path: &str) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO must not block us; regular files ignore the flag.
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(RuntimeError::io(format!("open {path} in the container"), e)),
+    };
+    let meta = file.metadata().context(|| format!("stat {path}"))?;
+    if !meta.is_file() {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "{path} in the container is not a regular file"
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_ACCOUNT_FILE + 1)
+        .read_to_string(&mut text)
+        .context(|| format!("read {path}"))?;
+    if text.len() as u64 > MAX_ACCOUNT_FILE {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "{path} in the container is larger than {MAX_ACCOUNT_FILE} bytes"
+        )));
+    }
+    Ok(text)
+}
+
+/// Resolve `user[:group]` against passwd and group texts: (uid, gid, supplementary gids),
+/// like Docker: the user's primary group unless a group is given, plus every group that lists
+/// the user.
+pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32, Vec<u32>)> {
+    let (user, group_name) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let fields = |line: &str| line.split(':').map(str::to_string).collect::<Vec<_>>();
+    let entry = passwd
+        .lines()
+        .map(fields)
+        .find(|f| f.len() >= 4 && (f[0] == user || f[2] == user));
+    let (uid, mut gid, name) = match (entry, user.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().map_err(|_| {
+                RuntimeError::InvalidSpec(format!("bad uid for {user} in /etc/passwd"))
+            })?,
+            f[3].parse().map_err(|_| {
+                RuntimeError::InvalidSpec(format!("bad gid for {user} in /etc/passwd"))
+            })?,
+            f[0].clone(),
+        ),
+        (None, Ok(uid)) => (uid, 0, String::new()),
+        (None, Err(_)) => {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            )));
+        }
+    };
+    let groups: Vec<Vec<String>> = group.lines().map(fields).filter(|f| f.len() >= 3).collect();
+    if let Some(g) = group_name {
+        gid = match groups.iter().find(|f| f[0] == g || f[2] == g) {
+            Some(f) => f[2]
+                .parse()
+                .map_err(|_| RuntimeError::InvalidSpec(format!("bad gid for {g} in /etc/group")))?,
+            None => g.parse().map_err(|_| {
+                RuntimeError::InvalidSpec(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
+        };
+    }
+    let mut extra: Vec<u32> = groups
+        .iter()
+        .filter(|f| !name.is_empty() && f.get(3).is_some_and(|m| m.split(',').any(|m| m == name)))
+        .filter_map(|f| f[2].parse().ok())
+        .filter(|g| *g != gid)
+        .collect();
+    extra.sort_unstable();
+    extra.dedup();
+    Ok((uid, gid, extra))
+}
+
+/// The process with the named user of `USER_ANNOTATION` resolved inside the container.
+pub fn with_named_user(process: &Process, user: &str) -> Result<Process> {
+    let passwd = read_account_file("/etc/passwd")?;
+    let group = read_account_file("/etc/group")?;
+    let (uid, gid, extra) = resolve_user(user, &passwd, &group)?;
+    let mut process = process.clone();
+    let mut u = process.user().clone();
+    u.set_uid(uid);
+    u.set_gid(gid);
+    let mut gids = u.additional_gids().clone().unwrap_or_default();
+    gids.extend(extra);
+    u.set_additional_gids((!gids.is_empty()).then_some(gids));
+    process.set_user(u);
+    Ok(process)
+}
+
 /// The value of `name` in an environment list of `KEY=value` strings.
 pub fn env_value<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
     env.iter()
@@ -238,6 +350,34 @@ mod tests {
         assert!(err.to_string().contains("not found in $PATH"), "{err}");
         assert!(find_executable("/no/such", &env).is_err());
         assert!(find_executable("", &env).is_err());
+    }
+
+    #[test]
+    fn t10_users_resolve_like_docker() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+        let group = "root:x:0:\napp:x:1000:\nwheel:x:10:app,root\nstaff:x:50:app\n";
+        assert_eq!(
+            resolve_user("app", passwd, group).unwrap(),
+            (1000, 1000, vec![10, 50])
+        );
+        assert_eq!(
+            resolve_user("app:wheel", passwd, group).unwrap(),
+            (1000, 10, vec![50])
+        );
+        assert_eq!(
+            resolve_user("1000", passwd, group).unwrap(),
+            (1000, 1000, vec![10, 50])
+        );
+        assert_eq!(
+            resolve_user("4242:77", passwd, group).unwrap(),
+            (4242, 77, vec![])
+        );
+        let err = resolve_user("nobody-here", passwd, group).unwrap_err();
+        assert!(
+            err.to_string().contains("unable to find user nobody-here"),
+            "{err}"
+        );
+        assert!(resolve_user("app:nogroup", passwd, group).is_err());
     }
 
     #[test]

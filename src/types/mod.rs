@@ -2,4 +2,5 @@
 //! CLI client and (later) the cluster state. Field names and casing are Docker's: the real
 //! docker CLI reads them.
 
+pub mod container;
 pub mod system;

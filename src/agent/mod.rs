@@ -1,0 +1,9 @@
+//! The node agent: containers on this node. Today: local containers (`swarm run`), built from
+//! an image and a Docker-shaped create request; later the tasks the cluster assigns here.
+//!
+//! ```text
+//!  api ─▶ daemon ─▶ agent::containers (names, records, lifecycle) ─▶ runtime
+//!                       └─ agent::spec (pure): create request + image config ─▶ OCI spec
+//! ```
+
+pub mod spec;

@@ -1,0 +1,119 @@
+//! Local containers in the Docker Engine API's shapes (`POST /containers/create`,
+//! `GET /containers/json`, `GET /containers/{id}/json`), the subset swarm supports.
+//! Unknown fields are ignored, like Docker's older daemons do.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /containers/create` body: the container config with its `HostConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerCreateRequest {
+    pub image: String,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Option<Vec<String>>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    pub host_config: HostConfig,
+}
+
+/// The `HostConfig` fields swarm honours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// Memory limit in bytes (0: unlimited).
+    pub memory: i64,
+    /// CPUs in units of 10⁻⁹ (`--cpus 0.5` is 500000000).
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    pub cpuset_cpus: String,
+    /// 0 or -1: unlimited.
+    pub pids_limit: Option<i64>,
+    /// `SRC:DST[:ro|rw]`.
+    pub binds: Option<Vec<String>>,
+    pub readonly_rootfs: bool,
+    /// `none` (default here: an isolated network namespace with only `lo`), `host`,
+    /// `default`/`bridge` (treated as `none` until container networking lands).
+    pub network_mode: String,
+    pub auto_remove: bool,
+    /// tmpfs mounts: destination → options.
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    pub privileged: bool,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+}
+
+/// `POST /containers/create` answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerCreateResponse {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// One row of `GET /containers/json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    pub command: String,
+    pub created: i64,
+    /// created, running, exited.
+    pub state: String,
+    /// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// `GET /containers/{id}/json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerInspect {
+    pub id: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: ContainerState,
+    pub image: String,
+    pub name: String,
+    pub config: ContainerCreateRequest,
+    pub host_config: HostConfig,
+}
+
+/// `POST /containers/{id}/wait` answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerWaitResponse {
+    pub status_code: i64,
+}
