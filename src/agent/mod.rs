@@ -6,4 +6,5 @@
 //!                       └─ agent::spec (pure): create request + image config ─▶ OCI spec
 //! ```
 
+pub mod containers;
 pub mod spec;

@@ -14,6 +14,7 @@
 //! exactly (the docker CLI parses the body only then) and Docker's status codes.
 
 pub mod client;
+pub mod containers;
 pub mod error;
 pub mod server;
 mod system;

@@ -8,14 +8,21 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, util::MapRequestLayer};
 
+use super::containers::{self, LogsQuery};
 use super::error::ApiError;
 use super::{API_VERSION, MIN_API_VERSION, system};
+use crate::types::container::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
+    ContainerWaitResponse,
+};
 use crate::types::system::{Info, Version};
+
+type Reply<T> = Result<T, ApiError>;
 
 /// What the API needs from the daemon. The daemon implements it; handlers only call it.
 pub trait Backend: Send + Sync + 'static {
@@ -23,6 +30,33 @@ pub trait Backend: Send + Sync + 'static {
     fn swarm_header(&self) -> String;
     fn version(&self) -> Version;
     fn info(&self) -> impl Future<Output = Info> + Send;
+
+    fn container_create(
+        &self,
+        request: ContainerCreateRequest,
+        name: Option<String>,
+    ) -> impl Future<Output = Reply<ContainerCreateResponse>> + Send;
+    fn container_start(&self, id: String) -> impl Future<Output = Reply<()>> + Send;
+    fn container_wait(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Reply<ContainerWaitResponse>> + Send;
+    fn container_stop(
+        &self,
+        id: String,
+        grace: Option<u64>,
+    ) -> impl Future<Output = Reply<()>> + Send;
+    fn container_kill(&self, id: String, signal: String) -> impl Future<Output = Reply<()>> + Send;
+    fn container_remove(&self, id: String, force: bool) -> impl Future<Output = Reply<()>> + Send;
+    fn container_list(&self, all: bool) -> impl Future<Output = Vec<ContainerSummary>> + Send;
+    fn container_inspect(&self, id: String)
+    -> impl Future<Output = Reply<ContainerInspect>> + Send;
+    /// Frames of the multiplexed log stream, ending when the log is done.
+    fn container_logs(
+        &self,
+        id: String,
+        query: LogsQuery,
+    ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
 }
 
 /// Every route, unversioned (the version prefix is stripped before routing).
@@ -31,6 +65,15 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/_ping", get(system::ping::<B>).head(system::ping::<B>))
         .route("/version", get(system::version::<B>))
         .route("/info", get(system::info::<B>))
+        .route("/containers/create", post(containers::create::<B>))
+        .route("/containers/json", get(containers::list::<B>))
+        .route("/containers/{id}/json", get(containers::inspect::<B>))
+        .route("/containers/{id}/start", post(containers::start::<B>))
+        .route("/containers/{id}/wait", post(containers::wait::<B>))
+        .route("/containers/{id}/stop", post(containers::stop::<B>))
+        .route("/containers/{id}/kill", post(containers::kill::<B>))
+        .route("/containers/{id}/logs", get(containers::logs::<B>))
+        .route("/containers/{id}", delete(containers::remove::<B>))
         .route(
             "/__unsupported_version/{version}",
             axum::routing::any(unsupported_version),

@@ -8,6 +8,8 @@
 //! Today the daemon answers the system endpoints; the cluster, image store and local
 //! containers plug into [`Engine`] as their issues land.
 
+mod logs;
+
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +18,13 @@ use anyhow::{Context, Result, bail};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, Backend};
+use crate::agent::containers::{ContainerError, Containers, ImageSource};
+use crate::api::containers::LogsQuery;
+use crate::api::{self, ApiError, Backend};
+use crate::types::container::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
+    ContainerWaitResponse,
+};
 use crate::types::system::{ComponentVersion, Info, Platform, SwarmInfo, Version};
 
 /// Default data directory (persistent state).
@@ -37,21 +45,56 @@ pub struct DaemonConfig {
 /// What the daemon knows and does; the API's [`Backend`].
 pub struct Engine {
     config: DaemonConfig,
-    runtime: crate::runtime::Runtime,
+    containers: Arc<Containers>,
     hostname: String,
 }
 
 impl Engine {
-    pub fn new(config: DaemonConfig) -> Result<Engine> {
+    pub fn new(config: DaemonConfig, images: Box<dyn ImageSource>) -> Result<Engine> {
         let runtime = crate::runtime::Runtime::new(config.exec_root.join("runtime"))?;
+        let containers_dir = config.data_dir.join("containers");
+        create_private_dir(&containers_dir, 0o700)?;
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
         Ok(Engine {
+            containers: Arc::new(Containers::new(runtime, containers_dir, images)),
             config,
-            runtime,
             hostname,
         })
+    }
+
+    /// Run a blocking container operation off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Containers) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let containers = self.containers.clone();
+        tokio::task::spawn_blocking(move || op(&containers))
+            .await
+            .map_err(|e| ApiError::internal(format!("container task failed: {e}")))?
+            .map_err(container_error)
+    }
+}
+
+/// Docker's status codes for container errors.
+fn container_error(e: ContainerError) -> ApiError {
+    use crate::runtime::RuntimeError;
+    let message = e.to_string();
+    match e {
+        ContainerError::NotFound(_) | ContainerError::NoSuchImage(_) => {
+            ApiError::not_found(message)
+        }
+        ContainerError::NameInUse(_)
+        | ContainerError::Running(_)
+        | ContainerError::NotRunning(_) => ApiError::conflict(message),
+        ContainerError::BadName(_) | ContainerError::Ambiguous(_) | ContainerError::Invalid(_) => {
+            ApiError::bad_request(message)
+        }
+        ContainerError::Runtime(RuntimeError::InvalidSpec(_))
+        | ContainerError::Runtime(RuntimeError::InvalidState { .. }) => ApiError::conflict(message),
+        ContainerError::Runtime(RuntimeError::NotFound(_)) => ApiError::not_found(message),
+        _ => ApiError::internal(message),
     }
 }
 
@@ -106,11 +149,7 @@ impl Backend for Engine {
     }
 
     async fn info(&self) -> Info {
-        let containers = self.runtime.list().unwrap_or_default();
-        let running = containers
-            .iter()
-            .filter(|c| c.status == crate::runtime::Status::Running)
-            .count() as u64;
+        let (total, running) = self.blocking(|c| Ok(c.count())).await.unwrap_or((0, 0));
         let mem_total = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|m| {
@@ -122,10 +161,10 @@ impl Backend for Engine {
             .unwrap_or(0);
         Info {
             id: String::new(),
-            containers: containers.len() as u64,
+            containers: total,
             containers_running: running,
             containers_paused: 0,
-            containers_stopped: containers.len() as u64 - running,
+            containers_stopped: total - running,
             images: 0,
             driver: "overlayfs".into(),
             name: self.hostname.clone(),
@@ -151,6 +190,92 @@ impl Backend for Engine {
             },
         }
     }
+
+    async fn container_create(
+        &self,
+        request: ContainerCreateRequest,
+        name: Option<String>,
+    ) -> Result<ContainerCreateResponse, ApiError> {
+        let record = self
+            .blocking(move |c| c.create(request, name.as_deref()))
+            .await?;
+        Ok(ContainerCreateResponse {
+            id: record.id,
+            warnings: Vec::new(),
+        })
+    }
+
+    async fn container_start(&self, id: String) -> Result<(), ApiError> {
+        let record = self
+            .blocking(move |c| c.start(&id).and_then(|()| c.find(&id)))
+            .await?;
+        if record.request.host_config.auto_remove {
+            // --rm: remove the container once it exits (Docker's AutoRemove).
+            let containers = self.containers.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = containers.wait(&record.id);
+                if let Err(e) = containers.remove(&record.id, true) {
+                    tracing::warn!(container = %record.id, "auto-remove: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn container_wait(&self, id: String) -> Result<ContainerWaitResponse, ApiError> {
+        let exit = self.blocking(move |c| c.wait(&id)).await?;
+        Ok(ContainerWaitResponse {
+            status_code: exit.code as i64,
+        })
+    }
+
+    async fn container_stop(&self, id: String, grace: Option<u64>) -> Result<(), ApiError> {
+        self.blocking(move |c| c.stop(&id, grace.map(std::time::Duration::from_secs)))
+            .await
+    }
+
+    async fn container_kill(&self, id: String, signal: String) -> Result<(), ApiError> {
+        let signal = crate::agent::containers::parse_signal(&signal)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid signal: {signal}")))?;
+        self.blocking(move |c| c.kill(&id, signal)).await
+    }
+
+    async fn container_remove(&self, id: String, force: bool) -> Result<(), ApiError> {
+        self.blocking(move |c| c.remove(&id, force)).await
+    }
+
+    async fn container_list(&self, all: bool) -> Vec<ContainerSummary> {
+        self.blocking(move |c| Ok(c.list(all)))
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn container_inspect(&self, id: String) -> Result<ContainerInspect, ApiError> {
+        self.blocking(move |c| c.inspect(&id)).await
+    }
+
+    async fn container_logs(
+        &self,
+        id: String,
+        query: LogsQuery,
+    ) -> Result<tokio::sync::mpsc::Receiver<axum::body::Bytes>, ApiError> {
+        let (record, path) = self.blocking(move |c| c.log_path(&id)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let containers = self.containers.clone();
+        tokio::task::spawn_blocking(move || {
+            logs::stream(&path, &query, &tx, || {
+                containers
+                    .runtime()
+                    .state(&record.id)
+                    .map(|s| {
+                        s.status == crate::runtime::Status::Running
+                            || s.status == crate::runtime::Status::Created
+                    })
+                    .unwrap_or(false)
+            })
+        });
+        Ok(rx)
+    }
 }
 
 fn os_name() -> String {
@@ -162,6 +287,18 @@ fn os_name() -> String {
                 .map(|v| v.trim_matches('"').to_string())
         })
         .unwrap_or_else(|| "Linux".into())
+}
+
+/// Until the image store is wired in: every image is unknown.
+struct NoImages;
+
+impl ImageSource for NoImages {
+    fn resolve(
+        &self,
+        reference: &str,
+    ) -> Result<crate::agent::containers::ResolvedImage, ContainerError> {
+        Err(ContainerError::NoSuchImage(reference.to_string()))
+    }
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
@@ -179,7 +316,7 @@ async fn serve(config: DaemonConfig) -> Result<()> {
     create_private_dir(&config.exec_root, 0o700)?;
     let listener = bind_socket(&config.socket).await?;
     let shutdown = CancellationToken::new();
-    let engine = Arc::new(Engine::new(config.clone())?);
+    let engine = Arc::new(Engine::new(config.clone(), Box::new(NoImages))?);
 
     let signals = shutdown.clone();
     tokio::spawn(async move {

@@ -1,0 +1,445 @@
+//! Local containers (`swarm run`, `docker run`-shaped): names and ids, their files on disk,
+//! and their lifecycle through the runtime. One `Containers` per daemon; its methods are
+//! blocking (they wait on the runtime) and the daemon calls them off the async threads.
+//!
+//! ```text
+//!  <data>/containers/<id>/record.json   ContainerRecord (name, image, the create request)
+//!                         hosts hostname resolv.conf   bind-mounted read-only
+//!                         upper/ work/                 the overlay's writable layer
+//!  <exec-root>/runtime/<id>/                           the runtime's state (helper, log)
+//! ```
+//!
+//! A container is the runtime container of the same id; the record adds what Docker shows.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use super::spec::{ContainerFiles, ImageRunConfig, SpecError, container_spec};
+use crate::runtime::{self, CreateOptions, RootfsSource, Runtime, RuntimeError, StdioMode};
+use crate::types::container::{
+    ContainerCreateRequest, ContainerInspect, ContainerState, ContainerSummary,
+};
+
+/// Where an image's layers and config come from (the image store implements it).
+pub trait ImageSource: Send + Sync {
+    /// Resolve `reference` to its id, its layer directories (topmost first) and its config.
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ContainerError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    pub id: String,
+    pub layers: Vec<PathBuf>,
+    pub config: ImageRunConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("No such container: {0}")]
+    NotFound(String),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("Conflict. The container name \"/{0}\" is already in use")]
+    NameInUse(String),
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("multiple containers match {0:?}: use more of the id")]
+    Ambiguous(String),
+    #[error("{0}")]
+    Invalid(#[from] SpecError),
+    #[error(
+        "You cannot remove a running container {0}. Stop the container before attempting removal or force remove"
+    )]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let context = context.into();
+    move |source| ContainerError::Io { context, source }
+}
+
+/// What Docker shows that the runtime does not keep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub created: String,
+    pub request: ContainerCreateRequest,
+    pub args: Vec<String>,
+}
+
+pub struct Containers {
+    runtime: Runtime,
+    dir: PathBuf,
+    images: Box<dyn ImageSource>,
+    /// Serialises name allocation: a std Mutex, not a tokio one, because nothing awaits
+    /// while it is held.
+    names: Mutex<()>,
+}
+
+impl Containers {
+    pub fn new(runtime: Runtime, dir: PathBuf, images: Box<dyn ImageSource>) -> Self {
+        Containers {
+            runtime,
+            dir,
+            images,
+            names: Mutex::new(()),
+        }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn records(&self) -> Vec<ContainerRecord> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<ContainerRecord> = entries
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("record.json")).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out
+    }
+
+    /// Find a container by full id, name (with or without the leading '/') or unique id prefix.
+    pub fn find(&self, reference: &str) -> Result<ContainerRecord, ContainerError> {
+        let name = reference.trim_start_matches('/');
+        let records = self.records();
+        if let Some(r) = records.iter().find(|r| r.id == reference || r.name == name) {
+            return Ok(r.clone());
+        }
+        let matches: Vec<&ContainerRecord> = records
+            .iter()
+            .filter(|r| r.id.starts_with(reference))
+            .collect();
+        match matches.as_slice() {
+            [one] if !reference.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(ContainerError::NotFound(reference.to_string())),
+            _ => Err(ContainerError::Ambiguous(reference.to_string())),
+        }
+    }
+
+    /// `POST /containers/create`.
+    pub fn create(
+        &self,
+        request: ContainerCreateRequest,
+        name: Option<&str>,
+    ) -> Result<ContainerRecord, ContainerError> {
+        let image = self.images.resolve(&request.image)?;
+        let id = random_id();
+        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/');
+                if !valid_name(n) {
+                    return Err(ContainerError::BadName(n.to_string()));
+                }
+                if self.records().iter().any(|r| r.name == n) {
+                    return Err(ContainerError::NameInUse(n.to_string()));
+                }
+                n.to_string()
+            }
+            None => generated_name(&id),
+        };
+        let dir = self.dir.join(&id);
+        let hostname = if request.hostname.is_empty() {
+            id[..12].to_string()
+        } else {
+            request.hostname.clone()
+        };
+        let files = ContainerFiles {
+            hosts: dir.join("hosts"),
+            hostname: dir.join("hostname"),
+            resolv_conf: dir.join("resolv.conf"),
+        };
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let spec = container_spec(&request, &image.config, &files, &hostname, cpus)?;
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default();
+
+        let made = (|| -> Result<ContainerRecord, ContainerError> {
+            for sub in ["upper", "work"] {
+                std::fs::create_dir_all(dir.join(sub))
+                    .map_err(io(format!("create {}", dir.display())))?;
+            }
+            write_files(
+                &files,
+                &hostname,
+                request.host_config.network_mode == "host",
+            )?;
+            let record = ContainerRecord {
+                id: id.clone(),
+                name: name.clone(),
+                image: request.image.clone(),
+                image_id: image.id.clone(),
+                created: runtime::state::now_rfc3339(),
+                request: request.clone(),
+                args,
+            };
+            let mut options = CreateOptions::new(&id, &dir);
+            options.spec = Some(spec);
+            options.rootfs = Some(RootfsSource::Overlay {
+                lower: image.layers.clone(),
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+                target: dir.join("rootfs"),
+            });
+            options.stdio = StdioMode::Log;
+            self.runtime.create(options)?;
+            let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
+            std::fs::write(dir.join("record.json"), body)
+                .map_err(io("write the container record"))?;
+            Ok(record)
+        })();
+        if made.is_err() {
+            let _ = self.runtime.delete(&id, true);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    pub fn start(&self, reference: &str) -> Result<(), ContainerError> {
+        let record = self.find(reference)?;
+        Ok(self.runtime.start(&record.id)?)
+    }
+
+    pub fn wait(&self, reference: &str) -> Result<runtime::ExitStatus, ContainerError> {
+        let record = self.find(reference)?;
+        Ok(self.runtime.wait(&record.id, None)?)
+    }
+
+    pub fn stop(&self, reference: &str, grace: Option<Duration>) -> Result<(), ContainerError> {
+        let record = self.find(reference)?;
+        let signal = record
+            .request
+            .stop_signal
+            .as_deref()
+            .and_then(parse_signal)
+            .unwrap_or(Signal::SIGTERM);
+        let grace = grace
+            .or_else(|| {
+                record
+                    .request
+                    .stop_timeout
+                    .map(|t| Duration::from_secs(t.max(0) as u64))
+            })
+            .unwrap_or(Duration::from_secs(10));
+        self.runtime.stop(&record.id, signal, grace)?;
+        Ok(())
+    }
+
+    pub fn kill(&self, reference: &str, signal: Signal) -> Result<(), ContainerError> {
+        let record = self.find(reference)?;
+        let state = self.runtime.state(&record.id)?;
+        if !state.status.can_kill() {
+            return Err(ContainerError::NotRunning(record.id));
+        }
+        Ok(self.runtime.kill(&record.id, signal, false)?)
+    }
+
+    pub fn remove(&self, reference: &str, force: bool) -> Result<(), ContainerError> {
+        let record = self.find(reference)?;
+        match self.runtime.state(&record.id) {
+            Ok(state) if state.status == runtime::Status::Running && !force => {
+                return Err(ContainerError::Running(record.id));
+            }
+            Ok(_) => self.runtime.delete(&record.id, true)?,
+            Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let dir = self.dir.join(&record.id);
+        std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))
+    }
+
+    fn state_of(&self, record: &ContainerRecord) -> ContainerState {
+        match self.runtime.state(&record.id) {
+            Ok(state) => {
+                let exit = state.exit.clone();
+                let status = match state.status {
+                    runtime::Status::Creating | runtime::Status::Created => "created",
+                    runtime::Status::Running => "running",
+                    runtime::Status::Stopped => "exited",
+                };
+                ContainerState {
+                    status: status.into(),
+                    running: state.status == runtime::Status::Running,
+                    oom_killed: exit.as_ref().is_some_and(|e| e.oom_killed),
+                    pid: state.pid as i64,
+                    exit_code: exit.as_ref().map(|e| e.code as i64).unwrap_or(0),
+                    started_at: state.created.clone(),
+                    finished_at: exit.map(|e| e.finished).unwrap_or_default(),
+                    ..Default::default()
+                }
+            }
+            Err(_) => ContainerState {
+                status: "dead".into(),
+                dead: true,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// `GET /containers/json`.
+    pub fn list(&self, all: bool) -> Vec<ContainerSummary> {
+        self.records()
+            .into_iter()
+            .filter_map(|record| {
+                let state = self.state_of(&record);
+                if !all && !state.running {
+                    return None;
+                }
+                let status = match state.status.as_str() {
+                    "running" => "Up".to_string(),
+                    "exited" => format!("Exited ({})", state.exit_code),
+                    other => capitalise(other),
+                };
+                Some(ContainerSummary {
+                    id: record.id.clone(),
+                    names: vec![format!("/{}", record.name)],
+                    image: record.image.clone(),
+                    image_id: record.image_id.clone(),
+                    command: record.args.join(" "),
+                    created: chrono::DateTime::parse_from_rfc3339(&record.created)
+                        .map(|t| t.timestamp())
+                        .unwrap_or(0),
+                    state: state.status,
+                    status,
+                    labels: record.request.labels.clone().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect(&self, reference: &str) -> Result<ContainerInspect, ContainerError> {
+        let record = self.find(reference)?;
+        let state = self.state_of(&record);
+        Ok(ContainerInspect {
+            id: record.id.clone(),
+            created: record.created.clone(),
+            path: record.args.first().cloned().unwrap_or_default(),
+            args: record.args.iter().skip(1).cloned().collect(),
+            state,
+            image: record.image_id.clone(),
+            name: format!("/{}", record.name),
+            config: record.request.clone(),
+            host_config: record.request.host_config.clone(),
+        })
+    }
+
+    /// The log file of a container (JSON lines, see runtime::logs).
+    pub fn log_path(&self, reference: &str) -> Result<(ContainerRecord, PathBuf), ContainerError> {
+        let record = self.find(reference)?;
+        let path = self.runtime.log_path(&record.id);
+        Ok((record, path))
+    }
+
+    pub fn count(&self) -> (u64, u64) {
+        let records = self.records();
+        let running = records.iter().filter(|r| self.state_of(r).running).count() as u64;
+        (records.len() as u64, running)
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+pub fn parse_signal(text: &str) -> Option<Signal> {
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().ok()
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 128
+}
+
+/// 64 hex characters from the kernel's random pool, like Docker's ids.
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Docker-style `adjective_name`, picked from the id so it is stable for a given id.
+fn generated_name(id: &str) -> String {
+    const LEFT: [&str; 16] = [
+        "brave", "calm", "eager", "fervent", "gallant", "happy", "keen", "lucid", "merry", "nifty",
+        "quirky", "relaxed", "sharp", "tender", "upbeat", "vibrant",
+    ];
+    const RIGHT: [&str; 16] = [
+        "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler", "lovelace",
+        "meitner", "noether", "pascal", "ritchie", "shannon", "turing", "wozniak",
+    ];
+    let n = u64::from_str_radix(&id[..8], 16).unwrap_or(0) as usize;
+    format!("{}_{}_{}", LEFT[n % 16], RIGHT[(n / 16) % 16], &id[..4])
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for a container, as Docker writes them.
+fn write_files(
+    files: &ContainerFiles,
+    hostname: &str,
+    host_network: bool,
+) -> Result<(), ContainerError> {
+    let hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        )
+    };
+    std::fs::write(&files.hosts, hosts).map_err(io("write hosts"))?;
+    std::fs::write(&files.hostname, format!("{hostname}\n")).map_err(io("write hostname"))?;
+    // Loopback resolvers of the host are unreachable from a container's own network
+    // namespace; Docker drops them the same way.
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv: String = resolv
+        .lines()
+        .filter(|l| host_network || !l.trim_start().starts_with("nameserver 127."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&files.resolv_conf, resolv).map_err(io("write resolv.conf"))?;
+    Ok(())
+}
