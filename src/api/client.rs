@@ -119,6 +119,66 @@ impl ApiClient {
         Ok((status, bytes))
     }
 
+    /// A streamed answer (logs): call `on_chunk` with each piece of the body as it arrives.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        mut on_chunk: impl FnMut(&[u8]),
+    ) -> Result<(), ClientError> {
+        let uri: hyper::Uri =
+            hyperlocal::Uri::new(&self.socket, &format!("/v{}{path}", super::API_VERSION)).into();
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = self.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::NoDaemon(self.socket.clone())
+            } else {
+                ClientError::Transport(e.to_string())
+            }
+        })?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?
+                .to_bytes();
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| {
+                    v.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                on_chunk(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// POST with no body and no answer of interest.
+    pub async fn post_empty(&self, path: &str) -> Result<(), ClientError> {
+        self.request(Method::POST, path, None).await.map(|_| ())
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.request(Method::DELETE, path, None).await.map(|_| ())
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let (_, body) = self.request(Method::GET, path, None).await?;
         serde_json::from_slice(&body).map_err(|e| ClientError::Decode(format!("{path}: {e}")))

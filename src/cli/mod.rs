@@ -1,6 +1,7 @@
 //! The command line: one file per command group. `main` parses, dispatches, and turns errors
 //! into a message on stderr and an exit code.
 
+pub mod container;
 pub mod daemon;
 pub mod runtime;
 pub mod system;
@@ -28,6 +29,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (one per host).
     Daemon(daemon::DaemonArgs),
+    /// Run a command in a new local container (like `docker run`).
+    Run(container::RunArgs),
+    /// List local containers.
+    Ps(container::PsArgs),
+    /// Print a container's logs.
+    Logs(container::LogsArgs),
+    /// Start stopped or created containers.
+    Start(container::StartArgs),
+    /// Stop containers: SIGTERM (or the container's stop signal), a grace period, SIGKILL.
+    Stop(container::StopArgs),
+    /// Remove containers.
+    Rm(container::RmArgs),
+    /// Show containers in detail (JSON).
+    Inspect(container::InspectArgs),
     /// Show the client's and the daemon's versions.
     Version,
     /// Show system-wide information from the daemon.
@@ -71,6 +86,13 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
     runtime.block_on(async move {
         match command {
             Command::Version => system::version(&client).await,
+            Command::Run(args) => container::run(&client, args).await,
+            Command::Ps(args) => container::ps(&client, args).await,
+            Command::Logs(args) => container::logs(&client, args).await,
+            Command::Start(args) => container::start(&client, args).await,
+            Command::Stop(args) => container::stop(&client, args).await,
+            Command::Rm(args) => container::rm(&client, args).await,
+            Command::Inspect(args) => container::inspect(&client, args).await,
             Command::Info => system::info(&client).await,
             Command::Runtime(_) | Command::Daemon(_) | Command::Shim { .. } => {
                 unreachable!("handled without a client")
