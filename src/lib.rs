@@ -7,6 +7,7 @@
 //!            └─▶ runtime   our own OCI container runtime: namespaces, cgroups,
 //!                          rootfs, process setup, per-container helper ("shim"),
 //!                          logs, exec, stats. All `unsafe` lives in runtime::sys.
+//!  codec                   the one place that names bincode; version byte on everything
 //! ```
 //!
 //! Later planes (api, cluster, orchestrator, agent, image, p2p, network) are added
@@ -15,4 +16,5 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod codec;
 pub mod runtime;
