@@ -7,6 +7,7 @@
 //!            └─▶ runtime   our own OCI container runtime: namespaces, cgroups,
 //!                          rootfs, process setup, per-container helper ("shim"),
 //!                          logs, exec, stats. All `unsafe` lives in runtime::sys.
+//!  types                   API and state objects in Docker's JSON shapes
 //!  codec                   the one place that names bincode; version byte on everything
 //! ```
 //!
@@ -18,3 +19,4 @@
 pub mod cli;
 pub mod codec;
 pub mod runtime;
+pub mod types;
