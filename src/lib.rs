@@ -7,6 +7,7 @@
 //!            └─▶ runtime   our own OCI container runtime: namespaces, cgroups,
 //!                          rootfs, process setup, per-container helper ("shim"),
 //!                          logs, exec, stats. All `unsafe` lives in runtime::sys.
+//!  cluster                 replicated state (pure `apply`), openraft types, redb store
 //!  types                   API and state objects in Docker's JSON shapes
 //!  codec                   the one place that names bincode; version byte on everything
 //! ```
@@ -17,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod cluster;
 pub mod codec;
 pub mod runtime;
 pub mod types;
