@@ -23,7 +23,9 @@
 pub mod config;
 pub mod raft_types;
 pub mod state;
+pub mod store;
 
 pub use config::RaftSettings;
 pub use raft_types::{NodeId, NodeInfo, Proposal, Raft, TypeConfig};
 pub use state::{Command, CommandResult, State, apply};
+pub use store::{LogStore, StateMachineStore, StoreError};
