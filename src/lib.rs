@@ -10,9 +10,11 @@
 //!            per-container helper ("shim"), logs, exec, stats. All `unsafe` lives in
 //!            runtime::sys.
 //!  types     API objects in Docker's shapes.
+//!  cluster   replicated state (pure `apply`), openraft types, redb store
+//!  codec     the one place that names bincode; version byte on everything
 //! ```
 //!
-//! Later planes (api, cluster, orchestrator, agent, image, p2p, network) are added
+//! Later planes (orchestrator, image, p2p, network) are added
 //! by their issues and follow the layering in `docs/architecture.md`.
 
 #![deny(unsafe_code)]
@@ -20,6 +22,8 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod cluster;
+pub mod codec;
 pub mod daemon;
 pub mod runtime;
 pub mod types;

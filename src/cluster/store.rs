@@ -1,0 +1,658 @@
+//! Durable Raft storage in one redb file: the log side (`LogStore`: `RaftLogStorage` +
+//! `RaftLogReader`) and the state-machine side (`StateMachineStore`: `RaftStateMachine` +
+//! `RaftSnapshotBuilder`).
+//!
+//! ```text
+//!  raft.redb
+//!   meta            "format_version" → [STORE_FORMAT_VERSION]       checked at open
+//!   raft_log        index: u64 → codec(Entry)                       the log, no holes
+//!   raft_log_state  "vote" → codec(Vote)
+//!                   "committed" → codec(Option<LogId>)
+//!                   "last_purged" → codec(Option<LogId>)
+//!   state_machine   "applied" → codec(Applied { last_applied, last_membership, state })
+//!                   "snapshot_meta" → codec(StoredSnapshotMeta { seq, meta })
+//!                   "snapshot_data" → codec(State)                   what followers receive
+//! ```
+//!
+//! Every value goes through `crate::codec`, so it starts with the codec's version byte; the
+//! `format_version` key versions the table layout above. A file with another layout is
+//! refused at open rather than misread.
+//!
+//! Durability: every mutation is one write transaction committed with
+//! `Durability::Immediate` (fsync before `commit` returns), and `append` reports the entries
+//! flushed only after that commit: openraft counts an entry towards a quorum on the strength
+//! of that report. Write IO is serialized (openraft awaits each call; redb has one writer at
+//! a time). Commits run on tokio's blocking pool so an fsync never stalls a runtime worker.
+//!
+//! The state machine's applied state is also kept in memory (the source for reads and
+//! snapshots) and rewritten whole after each applied batch. That is O(state) per batch,
+//! fine for the hundreds of objects a swarm holds; per-object tables are the way on if it
+//! ever is not.
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::raft_types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote,
+};
+use super::state::{self, CommandResult, State};
+use crate::codec::{self, CodecError};
+use crate::types::Version;
+
+/// The table layout this build reads and writes.
+pub const STORE_FORMAT_VERSION: u8 = 1;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+const LOG_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_log_state");
+const MACHINE: TableDefinition<&str, &[u8]> = TableDefinition::new("state_machine");
+
+const KEY_FORMAT_VERSION: &str = "format_version";
+const KEY_VOTE: &str = "vote";
+const KEY_COMMITTED: &str = "committed";
+const KEY_LAST_PURGED: &str = "last_purged";
+const KEY_APPLIED: &str = "applied";
+const KEY_SNAPSHOT_META: &str = "snapshot_meta";
+const KEY_SNAPSHOT_DATA: &str = "snapshot_data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error("{path}: store format version {found}, this build reads version {expected}")]
+    UnsupportedFormat {
+        path: PathBuf,
+        found: String,
+        expected: u8,
+    },
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("{what}: {source}")]
+    Codec {
+        what: &'static str,
+        #[source]
+        source: CodecError,
+    },
+    #[error("storage task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// redb has one error type per operation; all of them convert into `redb::Error`.
+macro_rules! from_redb {
+    ($($ty:ty),+) => {$(
+        impl From<$ty> for StoreError {
+            fn from(e: $ty) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )+};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Opens (creating if needed) the store at `path` and returns its two halves, which share
+/// the database. Refuses a file written with another table layout.
+pub fn open(path: impl AsRef<Path>) -> Result<(LogStore, StateMachineStore), StoreError> {
+    let path = path.as_ref();
+    let db = Database::create(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let tx = begin_write(&db)?;
+    {
+        let mut meta = tx.open_table(META)?;
+        let found = meta.get(KEY_FORMAT_VERSION)?.map(|v| v.value().to_vec());
+        match found.as_deref() {
+            None => {
+                meta.insert(KEY_FORMAT_VERSION, [STORE_FORMAT_VERSION].as_slice())?;
+            }
+            Some([STORE_FORMAT_VERSION]) => {}
+            Some(other) => {
+                return Err(StoreError::UnsupportedFormat {
+                    path: path.to_owned(),
+                    found: format!("{other:?}"),
+                    expected: STORE_FORMAT_VERSION,
+                });
+            }
+        }
+        // Create the other tables now, so readers never meet a missing one.
+        tx.open_table(LOG)?;
+        tx.open_table(LOG_STATE)?;
+        tx.open_table(MACHINE)?;
+    }
+    tx.commit()?;
+
+    let db = Arc::new(db);
+    let applied: Applied =
+        read_value(&db, MACHINE, KEY_APPLIED, "applied state")?.unwrap_or_default();
+    Ok((
+        LogStore { db: db.clone() },
+        StateMachineStore {
+            db,
+            applied: Arc::new(Mutex::new(applied)),
+        },
+    ))
+}
+
+/// The Raft log, its vote and its commit point. Cheap to clone: openraft clones it as the
+/// reader of each replication stream.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+/// The state machine: the applied `State`, what it has applied, and the current snapshot.
+/// Cheap to clone; clones share everything, so the daemon keeps one to read the state while
+/// Raft owns another.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    applied: Arc<Mutex<Applied>>,
+}
+
+/// The state machine's durable record, rewritten after every applied batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Applied {
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+    state: State,
+}
+
+/// The current snapshot's metadata; its data is stored beside it, as sent to followers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshotMeta {
+    /// Counts snapshots built or installed here, to give each a distinct ID.
+    seq: u64,
+    meta: SnapshotMeta,
+}
+
+impl StateMachineStore {
+    /// A copy of the current applied state.
+    pub fn state(&self) -> State {
+        self.lock().state.clone()
+    }
+
+    /// Reads the applied state in place, without copying it. `f` runs under a lock the
+    /// state machine needs to apply entries: keep it short.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock().state)
+    }
+
+    /// The log ID of the last entry applied.
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.lock().last_applied
+    }
+
+    // A std mutex, not a tokio one: nothing awaits while it is held. Poisoning can only come
+    // from a panic in `apply`, which is a bug; the data is still the last consistent state.
+    fn lock(&self) -> MutexGuard<'_, Applied> {
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+// --- log side -------------------------------------------------------------------------------
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.read_entries(range).map_err(|e| read_logs(&e))
+    }
+}
+
+impl LogStore {
+    fn read_entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(LOG)?;
+        let mut entries = Vec::new();
+        for item in table.range::<u64>(range)? {
+            let (_, value) = item?;
+            entries.push(decode(value.value(), "log entry")?);
+        }
+        Ok(entries)
+    }
+
+    fn read_log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
+        let last_purged: Option<LogId> =
+            read_value(&self.db, LOG_STATE, KEY_LAST_PURGED, "last purged log id")?.flatten();
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(LOG)?;
+        let last = match table.last()? {
+            Some((_, value)) => Some(decode::<Entry>(value.value(), "log entry")?.log_id),
+            None => None,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        self.read_log_state().map_err(|e| read_logs(&e))
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let bytes = encode(vote, "vote").map_err(|e| StorageIOError::write_vote(&e))?;
+        write_value(&self.db, LOG_STATE, KEY_VOTE, bytes)
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        read_value(&self.db, LOG_STATE, KEY_VOTE, "vote")
+            .map_err(|e| StorageIOError::read_vote(&e).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let bytes = encode(&committed, "committed log id").map_err(|e| write_err(&e))?;
+        write_value(&self.db, LOG_STATE, KEY_COMMITTED, bytes)
+            .await
+            .map_err(|e| write_err(&e))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(
+            read_value::<Option<LogId>>(&self.db, LOG_STATE, KEY_COMMITTED, "committed log id")
+                .map_err(|e| read_err(&e))?
+                .flatten(),
+        )
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut rows = Vec::new();
+        for entry in entries {
+            rows.push((
+                entry.log_id.index,
+                encode(&entry, "log entry").map_err(|e| write_logs(&e))?,
+            ));
+        }
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = begin_write(&db)?;
+            {
+                let mut table = tx.open_table(LOG)?;
+                for (index, bytes) in &rows {
+                    table.insert(*index, bytes.as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| write_logs(&e))?;
+        // Durable now: only from here may openraft count these entries.
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = begin_write(&db)?;
+            tx.open_table(LOG)?
+                .retain_in(log_id.index.., |_, _| false)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| write_logs(&e))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let last_purged =
+            encode(&Some(log_id), "last purged log id").map_err(|e| write_logs(&e))?;
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = begin_write(&db)?;
+            tx.open_table(LOG_STATE)?
+                .insert(KEY_LAST_PURGED, last_purged.as_slice())?;
+            tx.open_table(LOG)?
+                .retain_in(..=log_id.index, |_, _| false)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| write_logs(&e))
+    }
+}
+
+// --- state-machine side ---------------------------------------------------------------------
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self.lock();
+        Ok((applied.last_applied, applied.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let (record, results) = {
+            let mut applied = self.lock();
+            let mut results = Vec::new();
+            for entry in entries {
+                applied.last_applied = Some(entry.log_id);
+                let result = match entry.payload {
+                    EntryPayload::Normal(proposal) => {
+                        state::apply(&mut applied.state, &proposal.command, proposal.at)
+                    }
+                    EntryPayload::Membership(membership) => {
+                        applied.last_membership =
+                            StoredMembership::new(Some(entry.log_id), membership);
+                        Ok(Version {
+                            index: applied.state.index,
+                        })
+                    }
+                    EntryPayload::Blank => Ok(Version {
+                        index: applied.state.index,
+                    }),
+                };
+                results.push(result);
+            }
+            let record = encode(&*applied, "applied state").map_err(|e| write_sm(&e))?;
+            (record, results)
+        };
+        write_value(&self.db, MACHINE, KEY_APPLIED, record)
+            .await
+            .map_err(|e| write_sm(&e))?;
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let snapshot_err =
+            |e: &StoreError| StorageIOError::read_snapshot(Some(meta.signature()), e);
+        // Decode before touching anything: a bad snapshot must leave the old state in place.
+        let state: State = decode(&data, "snapshot data").map_err(|e| snapshot_err(&e))?;
+        let record = Applied {
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+            state,
+        };
+        let applied_bytes = encode(&record, "applied state").map_err(|e| snapshot_err(&e))?;
+        let meta_owned = meta.clone();
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = begin_write(&db)?;
+            {
+                let mut table = tx.open_table(MACHINE)?;
+                let seq = stored_snapshot_seq(&table)? + 1;
+                let stored = StoredSnapshotMeta {
+                    seq,
+                    meta: meta_owned,
+                };
+                let stored = encode(&stored, "snapshot meta")?;
+                table.insert(KEY_APPLIED, applied_bytes.as_slice())?;
+                table.insert(KEY_SNAPSHOT_META, stored.as_slice())?;
+                table.insert(KEY_SNAPSHOT_DATA, data.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        *self.lock() = record;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        self.read_current_snapshot()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+}
+
+impl StateMachineStore {
+    fn read_current_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(MACHINE)?;
+        let (Some(meta), Some(data)) =
+            (table.get(KEY_SNAPSHOT_META)?, table.get(KEY_SNAPSHOT_DATA)?)
+        else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshotMeta = decode(meta.value(), "snapshot meta")?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(data.value().to_vec())),
+        }))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // One consistent cut of (state, last applied, membership), taken under the lock.
+        let (data, last_log_id, last_membership) = {
+            let applied = self.lock();
+            let data = encode(&applied.state, "snapshot data")
+                .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+            (data, applied.last_applied, applied.last_membership.clone())
+        };
+        let db = self.db.clone();
+        let stored_data = data.clone();
+        let meta = blocking(move || {
+            let tx = begin_write(&db)?;
+            let meta;
+            {
+                let mut table = tx.open_table(MACHINE)?;
+                let previous: Option<StoredSnapshotMeta> = match table.get(KEY_SNAPSHOT_META)? {
+                    Some(v) => Some(decode(v.value(), "snapshot meta")?),
+                    None => None,
+                };
+                let seq = previous.as_ref().map_or(0, |p| p.seq) + 1;
+                meta = SnapshotMeta {
+                    snapshot_id: snapshot_id(last_log_id, seq),
+                    last_log_id,
+                    last_membership,
+                };
+                // A snapshot installed from the leader while this one was being built may be
+                // newer: never replace it with an older cut.
+                if previous.is_none_or(|p| p.meta.last_log_id <= last_log_id) {
+                    let stored = encode(
+                        &StoredSnapshotMeta {
+                            seq,
+                            meta: meta.clone(),
+                        },
+                        "snapshot meta",
+                    )?;
+                    table.insert(KEY_SNAPSHOT_META, stored.as_slice())?;
+                    table.insert(KEY_SNAPSHOT_DATA, stored_data.as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(meta)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+fn snapshot_id(last_log_id: Option<LogId>, seq: u64) -> String {
+    match last_log_id {
+        Some(id) => format!("{}-{}-{seq}", id.leader_id, id.index),
+        None => format!("none-{seq}"),
+    }
+}
+
+fn stored_snapshot_seq(table: &redb::Table<&str, &[u8]>) -> Result<u64, StoreError> {
+    Ok(match table.get(KEY_SNAPSHOT_META)? {
+        Some(v) => decode::<StoredSnapshotMeta>(v.value(), "snapshot meta")?.seq,
+        None => 0,
+    })
+}
+
+// --- helpers --------------------------------------------------------------------------------
+
+fn encode<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, StoreError> {
+    codec::encode(value).map_err(|source| StoreError::Codec { what, source })
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, StoreError> {
+    codec::decode(bytes).map_err(|source| StoreError::Codec { what, source })
+}
+
+/// A write transaction that is durable on commit. `Immediate` is redb's default; it is set
+/// here anyway because `append`'s contract with openraft rests on it.
+fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::Immediate)?;
+    Ok(tx)
+}
+
+fn read_value<T: DeserializeOwned>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let tx = db.begin_read()?;
+    let table = tx.open_table(table)?;
+    match table.get(key)? {
+        Some(v) => Ok(Some(decode(v.value(), what)?)),
+        None => Ok(None),
+    }
+}
+
+async fn write_value(
+    db: &Arc<Database>,
+    table: TableDefinition<'static, &'static str, &'static [u8]>,
+    key: &'static str,
+    bytes: Vec<u8>,
+) -> Result<(), StoreError> {
+    let db = db.clone();
+    blocking(move || {
+        let tx = begin_write(&db)?;
+        tx.open_table(table)?.insert(key, bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await
+}
+
+/// Runs a redb transaction (which may fsync) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+fn read_logs(e: &StoreError) -> StorageError {
+    StorageIOError::read_logs(e).into()
+}
+
+fn write_logs(e: &StoreError) -> StorageError {
+    StorageIOError::write_logs(e).into()
+}
+
+fn read_err(e: &StoreError) -> StorageError {
+    StorageIOError::read(e).into()
+}
+
+fn write_err(e: &StoreError) -> StorageError {
+    StorageIOError::write(e).into()
+}
+
+fn write_sm(e: &StoreError) -> StorageError {
+    StorageIOError::write_state_machine(e).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_with_another_layout_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        drop(open(&path).unwrap());
+
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .insert(KEY_FORMAT_VERSION, [STORE_FORMAT_VERSION + 1].as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        drop(db);
+
+        let err = open(&path).err().expect("must refuse");
+        assert!(
+            matches!(
+                err,
+                StoreError::UnsupportedFormat {
+                    expected: STORE_FORMAT_VERSION,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_fresh_store_is_stamped_with_the_layout_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        drop(open(&path).unwrap());
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let meta = tx.open_table(META).unwrap();
+        let version = meta.get(KEY_FORMAT_VERSION).unwrap().unwrap();
+        assert_eq!(version.value(), [STORE_FORMAT_VERSION]);
+    }
+}
