@@ -4,6 +4,9 @@
 //!
 //! ```text
 //!  main ──▶ cli (one file per command group)
+//!            ├─▶ image     content-addressed image store (OCI layout), docker-save and
+//!            │             OCI archives, docker import, layers unpacked safely and
+//!            │             shared as overlayfs lower dirs
 //!            └─▶ runtime   our own OCI container runtime: namespaces, cgroups,
 //!                          rootfs, process setup, per-container helper ("shim"),
 //!                          logs, exec, stats. All `unsafe` lives in runtime::sys.
@@ -15,4 +18,5 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod image;
 pub mod runtime;
