@@ -37,11 +37,19 @@ impl ImageStore {
         let mut ingest = self.ingest()?;
         let decoder = Decoder::new(BufReader::new(rootfs))
             .map_err(|e| from_io(|| "read the root filesystem tar".into(), e))?;
-        let layer_index = ingest.stage(decoder, None)?;
+        // Bounded before anything reaches the disk: a compressed bomb stops at the limit.
+        let limits = self.limits;
+        let layer_index = ingest.stage(decoder.take(limits.layer_bytes + 1), None)?;
         let (diff_id, size) = {
             let (d, s) = ingest.staged_digest(layer_index);
             (d.clone(), s)
         };
+        if size > limits.layer_bytes {
+            return Err(ImageError::limit(format!(
+                "uncompressed size (more than {} bytes)",
+                limits.layer_bytes
+            )));
+        }
         // Refuse what is not a tar now rather than at the first container start; the same
         // bounded parser as unpacking reads it.
         let path = ingest.staged_path(layer_index).to_path_buf();
