@@ -552,7 +552,7 @@ fn t40_whiteouts_and_opaque_dirs_across_layers_in_a_real_overlay() {
     assert!(wh.file_type().is_char_device());
     assert_eq!(wh.rdev(), 0);
     let mut buf = [0u8; 4];
-    let n = rustix::fs::getxattr(&l2_root.join("o"), "trusted.overlay.opaque", &mut buf[..])
+    let n = rustix::fs::getxattr(l2_root.join("o"), "trusted.overlay.opaque", &mut buf[..])
         .expect("opaque xattr");
     assert_eq!(&buf[..n], b"y");
 

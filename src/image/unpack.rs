@@ -811,7 +811,7 @@ impl Extractor {
     /// replaced is skipped: the walk refuses anything that is no longer a real directory.
     fn finish_dirs(&mut self) -> Result<()> {
         let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
         for dir in dirs {
             let shown = display(&dir.path);
             let fd = match dir.path.last() {
