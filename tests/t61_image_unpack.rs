@@ -332,6 +332,15 @@ fn t25_whiteouts_cannot_reach_outside() {
     w.refused(tar.finish(), "whiteout of \"..\"");
 }
 
+/// A uid past 32 bits would wrap to a small one (2^32 is root) if truncated.
+#[test]
+fn t26_owners_past_32_bits_are_refused() {
+    let w = World::new("uid");
+    let mut tar = TarBuilder::new();
+    tar.file_with("f", b"x", 0o4755, 1 << 32, 0);
+    w.refused(tar.finish(), "uid 4294967296 is out of range");
+}
+
 // --- t30: bombs --------------------------------------------------------------------------
 
 /// Many 1 MiB files of zeros, each its own gzip member: about 1 MiB compressed for 1 GiB.

@@ -321,12 +321,8 @@ impl Extractor {
             .unwrap_or(TimeSpec::new(0, 0));
         let header = entry.header();
         let meta = Meta {
-            uid: header
-                .uid()
-                .map_err(|e| from_io(|| format!("entry {shown}: uid"), e))?,
-            gid: header
-                .gid()
-                .map_err(|e| from_io(|| format!("entry {shown}: gid"), e))?,
+            uid: id_u32(header.uid(), &shown, "uid")?,
+            gid: id_u32(header.gid(), &shown, "gid")?,
             mode: header
                 .mode()
                 .map_err(|e| from_io(|| format!("entry {shown}: mode"), e))?
@@ -520,8 +516,8 @@ impl Extractor {
         let fd = OwnedFd::from(file);
         fchown(
             &fd,
-            Some(Uid::from_raw(meta.uid as u32)),
-            Some(Gid::from_raw(meta.gid as u32)),
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
         )
         .context(|| format!("entry {shown}: chown"))?;
         // After chown: chown clears set-id bits.
@@ -560,8 +556,8 @@ impl Extractor {
         };
         fchown(
             &fd,
-            Some(Uid::from_raw(meta.uid as u32)),
-            Some(Gid::from_raw(meta.gid as u32)),
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
         )
         .context(|| format!("entry {shown}: chown"))?;
         self.set_xattrs_fd(&fd, shown, &meta.xattrs)?;
@@ -693,8 +689,8 @@ impl Extractor {
         fchownat(
             parent,
             name,
-            Some(Uid::from_raw(meta.uid as u32)),
-            Some(Gid::from_raw(meta.gid as u32)),
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .context(|| format!("entry {shown}: chown"))?;
@@ -839,9 +835,18 @@ impl Extractor {
     }
 }
 
+/// A uid or gid as the kernel takes it; a larger one would wrap (4294967296 is not root).
+fn id_u32(value: io::Result<u64>, shown: &str, what: &str) -> Result<u32> {
+    let value = value.map_err(|e| from_io(|| format!("entry {shown}: {what}"), e))?;
+    u32::try_from(value)
+        .ok()
+        .filter(|v| *v != u32::MAX)
+        .ok_or_else(|| unsafe_entry(shown, format!("{what} {value} is out of range")))
+}
+
 struct Meta {
-    uid: u64,
-    gid: u64,
+    uid: u32,
+    gid: u32,
     mode: u32,
     mtime: TimeSpec,
     xattrs: Vec<(String, Vec<u8>)>,
