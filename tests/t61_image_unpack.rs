@@ -109,6 +109,9 @@ fn t10_ordinary_layer_keeps_owners_modes_times_links_devices_and_xattrs() {
         .file_with("home/app/notes", b"mine", 0o600, 1000, 1001)
         .dir("secret/", 0o700)
         .symlink("bin/sh", "busybox")
+        // Linux refuses user.* xattrs on symlinks: skipped, not fatal (as docker does).
+        .pax(&[("SCHILY.xattr.user.origin", b"layer")])
+        .symlink("bin/sh2", "busybox")
         .file("bin/busybox", b"busybox binary")
         .hardlink("bin/ls", "bin/busybox")
         .node("dev/null", EntryType::Char, 1, 3, 0o666)

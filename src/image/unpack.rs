@@ -714,7 +714,9 @@ impl Extractor {
                     rustix::fs::XattrFlags::empty(),
                 ) {
                     Ok(()) => {}
-                    Err(e) if xattr_unsupported(e) => {
+                    // Linux refuses user.* xattrs on symlinks and devices (EPERM); docker
+                    // skips them too.
+                    Err(e) if xattr_unsupported(e) || e == rustix::io::Errno::PERM => {
                         tracing::debug!(entry = shown, xattr = key, "xattr not supported here: {e}")
                     }
                     Err(e) => {
