@@ -6,6 +6,8 @@
 //!  main ──▶ cli (one file per command group) ──▶ api::client ──unix socket──┐
 //!       └──▶ daemon (wires everything, `swarm daemon`)                        │
 //!              └─▶ api::server (Docker Engine API shape) ◀────────────────────┘
+//!  image     content-addressed image store (OCI layout), docker-save and OCI archives,
+//!            docker import, layers unpacked safely and shared as overlayfs lower dirs
 //!  runtime   our own OCI container runtime: namespaces, cgroups, rootfs, process setup,
 //!            per-container helper ("shim"), logs, exec, stats. All `unsafe` lives in
 //!            runtime::sys.
@@ -14,7 +16,7 @@
 //!  codec     the one place that names bincode; version byte on everything
 //! ```
 //!
-//! Later planes (orchestrator, image, p2p, network) are added
+//! Later planes (orchestrator, p2p, network) are added
 //! by their issues and follow the layering in `docs/architecture.md`.
 
 #![deny(unsafe_code)]
@@ -25,5 +27,6 @@ pub mod cli;
 pub mod cluster;
 pub mod codec;
 pub mod daemon;
+pub mod image;
 pub mod runtime;
 pub mod types;
