@@ -37,12 +37,48 @@ pub struct ResolvedImage {
     pub config: ImageRunConfig,
 }
 
+impl<T: ImageSource> ImageSource for std::sync::Arc<T> {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ContainerError> {
+        (**self).resolve(reference)
+    }
+}
+
+/// Images come from the node's image store: resolved by name, id or unique id prefix, their
+/// layers unpacked (once) into snapshot directories for the overlay.
+impl ImageSource for crate::image::ImageStore {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ContainerError> {
+        use crate::image::ImageError;
+        let image = crate::image::ImageStore::resolve(self, reference).map_err(|e| match e {
+            ImageError::NotFound(_) => ContainerError::NoSuchImage(reference.to_string()),
+            other => ContainerError::Image(other.to_string()),
+        })?;
+        let id = image.id.to_string();
+        let layers = self
+            .prepare_rootfs(&id)
+            .map_err(|e| ContainerError::Image(e.to_string()))?;
+        let config = image.config.config.unwrap_or_default();
+        Ok(ResolvedImage {
+            id,
+            layers,
+            config: ImageRunConfig {
+                entrypoint: config.entrypoint.unwrap_or_default(),
+                cmd: config.cmd.unwrap_or_default(),
+                env: config.env.unwrap_or_default(),
+                working_dir: config.working_dir.unwrap_or_default(),
+                user: config.user.unwrap_or_default(),
+            },
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error("No such container: {0}")]
     NotFound(String),
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    #[error("image: {0}")]
+    Image(String),
     #[error("Conflict. The container name \"/{0}\" is already in use")]
     NameInUse(String),
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
@@ -144,9 +180,11 @@ impl Containers {
         request: ContainerCreateRequest,
         name: Option<&str>,
     ) -> Result<ContainerRecord, ContainerError> {
+        // Held for the whole create: image GC takes it too (see `image_ids_in_use`), so the
+        // layers of a container being created are never collected under it.
+        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.images.resolve(&request.image)?;
         let id = random_id();
-        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.trim_start_matches('/');
@@ -356,6 +394,14 @@ impl Containers {
         let record = self.find(reference)?;
         let path = self.runtime.log_path(&record.id);
         Ok((record, path))
+    }
+
+    /// Run `gc` with the set of image ids containers use, excluding concurrent creates.
+    pub fn with_images_in_use<T>(&self, gc: impl FnOnce(&dyn Fn(&str) -> bool) -> T) -> T {
+        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let used: std::collections::HashSet<String> =
+            self.records().into_iter().map(|r| r.image_id).collect();
+        gc(&|id: &str| used.contains(id))
     }
 
     pub fn count(&self) -> (u64, u64) {

@@ -15,6 +15,7 @@ use tower::{Layer, util::MapRequestLayer};
 
 use super::containers::{self, LogsQuery};
 use super::error::ApiError;
+use super::images;
 use super::{API_VERSION, MIN_API_VERSION, system};
 use crate::types::container::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
@@ -51,6 +52,32 @@ pub trait Backend: Send + Sync + 'static {
     fn container_list(&self, all: bool) -> impl Future<Output = Vec<ContainerSummary>> + Send;
     fn container_inspect(&self, id: String)
     -> impl Future<Output = Reply<ContainerInspect>> + Send;
+    fn image_list(&self) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    fn image_inspect(&self, name: String) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    fn image_remove(
+        &self,
+        name: String,
+        force: bool,
+    ) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    fn image_tag(&self, name: String, target: String) -> impl Future<Output = Reply<()>> + Send;
+    /// Load an archive; the lines to report (`Loaded image: …`).
+    fn image_load(
+        &self,
+        archive: Box<dyn std::io::Read + Send>,
+    ) -> impl Future<Output = Reply<Vec<String>>> + Send;
+    /// Import a root filesystem tarball; the new image's id.
+    fn image_import(
+        &self,
+        rootfs: Box<dyn std::io::Read + Send>,
+        name: Option<String>,
+        changes: Vec<String>,
+    ) -> impl Future<Output = Reply<String>> + Send;
+    /// An archive of the images, in chunks.
+    fn image_save(
+        &self,
+        names: Vec<String>,
+    ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
+    fn image_prune(&self) -> impl Future<Output = Reply<serde_json::Value>> + Send;
     /// Frames of the multiplexed log stream, ending when the log is done.
     fn container_logs(
         &self,
@@ -65,6 +92,17 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/_ping", get(system::ping::<B>).head(system::ping::<B>))
         .route("/version", get(system::version::<B>))
         .route("/info", get(system::info::<B>))
+        .route("/images/json", get(images::list::<B>))
+        .route("/images/load", post(images::load::<B>))
+        .route("/images/create", post(images::create::<B>))
+        .route("/images/get", get(images::save::<B>))
+        .route("/images/prune", post(images::prune::<B>))
+        .route(
+            "/images/{*name}",
+            get(image_get::<B>)
+                .delete(images::remove::<B>)
+                .post(image_post::<B>),
+        )
         .route("/containers/create", post(containers::create::<B>))
         .route("/containers/json", get(containers::list::<B>))
         .route("/containers/{id}/json", get(containers::inspect::<B>))
@@ -81,6 +119,33 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .fallback(|| async { ApiError::not_found("page not found") })
         .layer(middleware::from_fn(common_headers))
         .with_state(backend)
+}
+
+/// Image names contain '/', so `/images/{name}/json` and `/images/{name}/tag` are told
+/// apart by their last segment.
+async fn image_get<B: Backend>(
+    state: axum::extract::State<Arc<B>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    match path.strip_suffix("/json") {
+        Some(name) => images::inspect(state, axum::extract::Path(name.to_string()))
+            .await
+            .into_response(),
+        None => ApiError::not_found("page not found").into_response(),
+    }
+}
+
+async fn image_post<B: Backend>(
+    state: axum::extract::State<Arc<B>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    match path.strip_suffix("/tag") {
+        Some(name) => images::tag(state, axum::extract::Path(name.to_string()), query)
+            .await
+            .into_response(),
+        None => ApiError::not_found("page not found").into_response(),
+    }
 }
 
 async fn unsupported_version(

@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod daemon;
+pub mod image;
 pub mod runtime;
 pub mod system;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Rm(container::RmArgs),
     /// Show containers in detail (JSON).
     Inspect(container::InspectArgs),
+    /// Manage images: load, save, import, ls, inspect, rm, tag, prune.
+    Image(image::ImageArgs),
     /// Show the client's and the daemon's versions.
     Version,
     /// Show system-wide information from the daemon.
@@ -87,6 +90,7 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
         match command {
             Command::Version => system::version(&client).await,
             Command::Run(args) => container::run(&client, args).await,
+            Command::Image(args) => image::run(&client, args).await,
             Command::Ps(args) => container::ps(&client, args).await,
             Command::Logs(args) => container::logs(&client, args).await,
             Command::Start(args) => container::start(&client, args).await,

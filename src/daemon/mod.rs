@@ -18,9 +18,10 @@ use anyhow::{Context, Result, bail};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::containers::{ContainerError, Containers, ImageSource};
+use crate::agent::containers::{ContainerError, Containers};
 use crate::api::containers::LogsQuery;
 use crate::api::{self, ApiError, Backend};
+use crate::image::{ImageError, ImageStore, RemoveAction};
 use crate::types::container::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
     ContainerWaitResponse,
@@ -46,19 +47,28 @@ pub struct DaemonConfig {
 pub struct Engine {
     config: DaemonConfig,
     containers: Arc<Containers>,
+    images: Arc<ImageStore>,
     hostname: String,
 }
 
 impl Engine {
-    pub fn new(config: DaemonConfig, images: Box<dyn ImageSource>) -> Result<Engine> {
+    pub fn new(config: DaemonConfig) -> Result<Engine> {
         let runtime = crate::runtime::Runtime::new(config.exec_root.join("runtime"))?;
+        let images = Arc::new(
+            ImageStore::open(config.data_dir.join("images")).context("open the image store")?,
+        );
         let containers_dir = config.data_dir.join("containers");
         create_private_dir(&containers_dir, 0o700)?;
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
         Ok(Engine {
-            containers: Arc::new(Containers::new(runtime, containers_dir, images)),
+            containers: Arc::new(Containers::new(
+                runtime,
+                containers_dir,
+                Box::new(images.clone()),
+            )),
+            images,
             config,
             hostname,
         })
@@ -75,6 +85,29 @@ impl Engine {
             .map_err(|e| ApiError::internal(format!("container task failed: {e}")))?
             .map_err(container_error)
     }
+
+    /// Run a blocking image-store operation off the async threads.
+    async fn image_op<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&ImageStore, &Containers) -> Result<T, ImageError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (images, containers) = (self.images.clone(), self.containers.clone());
+        tokio::task::spawn_blocking(move || op(&images, &containers))
+            .await
+            .map_err(|e| ApiError::internal(format!("image task failed: {e}")))?
+            .map_err(image_error)
+    }
+}
+
+/// Docker's status codes for image-store errors.
+fn image_error(e: ImageError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        ImageError::NotFound(_) => ApiError::not_found(message),
+        ImageError::InUse { .. } | ImageError::MultipleNames { .. } => ApiError::conflict(message),
+        ImageError::Io { .. } => ApiError::internal(message),
+        _ => ApiError::bad_request(message),
+    }
 }
 
 /// Docker's status codes for container errors.
@@ -85,6 +118,7 @@ fn container_error(e: ContainerError) -> ApiError {
         ContainerError::NotFound(_) | ContainerError::NoSuchImage(_) => {
             ApiError::not_found(message)
         }
+        ContainerError::Image(_) => ApiError::bad_request(message),
         ContainerError::NameInUse(_)
         | ContainerError::Running(_)
         | ContainerError::NotRunning(_) => ApiError::conflict(message),
@@ -191,6 +225,112 @@ impl Backend for Engine {
         }
     }
 
+    async fn image_list(&self) -> Result<serde_json::Value, ApiError> {
+        let list = self.image_op(|images, _| images.list()).await?;
+        Ok(serde_json::to_value(list).unwrap_or_default())
+    }
+
+    async fn image_inspect(&self, name: String) -> Result<serde_json::Value, ApiError> {
+        let inspect = self
+            .image_op(move |images, _| images.inspect(&name))
+            .await?;
+        Ok(serde_json::to_value(inspect).unwrap_or_default())
+    }
+
+    async fn image_remove(&self, name: String, force: bool) -> Result<serde_json::Value, ApiError> {
+        let actions = self
+            .image_op(move |images, containers| {
+                containers.with_images_in_use(|in_use| {
+                    images.remove(&name, force, &|id| in_use(&id.to_string()))
+                })
+            })
+            .await?;
+        Ok(serde_json::Value::Array(
+            actions
+                .into_iter()
+                .map(|a| match a {
+                    RemoveAction::Untagged(n) => serde_json::json!({ "Untagged": n }),
+                    RemoveAction::Deleted(d) => serde_json::json!({ "Deleted": d.to_string() }),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn image_tag(&self, name: String, target: String) -> Result<(), ApiError> {
+        self.image_op(move |images, _| images.tag(&name, &target))
+            .await
+    }
+
+    async fn image_load(
+        &self,
+        archive: Box<dyn std::io::Read + Send>,
+    ) -> Result<Vec<String>, ApiError> {
+        let loaded = self.image_op(move |images, _| images.load(archive)).await?;
+        Ok(loaded
+            .into_iter()
+            .flat_map(|image| {
+                if image.names.is_empty() {
+                    vec![format!("Loaded image ID: {}", image.id)]
+                } else {
+                    image
+                        .names
+                        .iter()
+                        .map(|n| format!("Loaded image: {}", crate::image::reference::familiar(n)))
+                        .collect()
+                }
+            })
+            .collect())
+    }
+
+    async fn image_import(
+        &self,
+        rootfs: Box<dyn std::io::Read + Send>,
+        name: Option<String>,
+        changes: Vec<String>,
+    ) -> Result<String, ApiError> {
+        let id = self
+            .image_op(move |images, _| images.import(rootfs, name.as_deref(), &changes))
+            .await?;
+        Ok(id.to_string())
+    }
+
+    async fn image_save(
+        &self,
+        names: Vec<String>,
+    ) -> Result<tokio::sync::mpsc::Receiver<axum::body::Bytes>, ApiError> {
+        // Resolve first, so an unknown name is a 404 and not a broken stream.
+        let check = names.clone();
+        self.image_op(move |images, _| {
+            check.iter().try_for_each(|n| images.resolve(n).map(|_| ()))
+        })
+        .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let images = self.images.clone();
+        tokio::task::spawn_blocking(move || {
+            let writer = ChannelWriter { tx };
+            if let Err(e) = images.save(&names, writer) {
+                tracing::warn!("image save: {e}");
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn image_prune(&self) -> Result<serde_json::Value, ApiError> {
+        let report = self
+            .image_op(|images, containers| {
+                containers.with_images_in_use(|in_use| images.prune(&|id| in_use(&id.to_string())))
+            })
+            .await?;
+        let deleted: Vec<serde_json::Value> = report
+            .images_deleted
+            .iter()
+            .map(|id| serde_json::json!({ "Deleted": id }))
+            .collect();
+        Ok(
+            serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": report.bytes_reclaimed }),
+        )
+    }
+
     async fn container_create(
         &self,
         request: ContainerCreateRequest,
@@ -278,6 +418,24 @@ impl Backend for Engine {
     }
 }
 
+/// A `Write` that sends what is written as body chunks (an archive being saved).
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<axum::body::Bytes>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(axum::body::Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
@@ -287,18 +445,6 @@ fn os_name() -> String {
                 .map(|v| v.trim_matches('"').to_string())
         })
         .unwrap_or_else(|| "Linux".into())
-}
-
-/// Until the image store is wired in: every image is unknown.
-struct NoImages;
-
-impl ImageSource for NoImages {
-    fn resolve(
-        &self,
-        reference: &str,
-    ) -> Result<crate::agent::containers::ResolvedImage, ContainerError> {
-        Err(ContainerError::NoSuchImage(reference.to_string()))
-    }
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
@@ -316,7 +462,7 @@ async fn serve(config: DaemonConfig) -> Result<()> {
     create_private_dir(&config.exec_root, 0o700)?;
     let listener = bind_socket(&config.socket).await?;
     let shutdown = CancellationToken::new();
-    let engine = Arc::new(Engine::new(config.clone(), Box::new(NoImages))?);
+    let engine = Arc::new(Engine::new(config.clone())?);
 
     let signals = shutdown.clone();
     tokio::spawn(async move {
