@@ -10,6 +10,8 @@
 //!            per-container helper ("shim"), logs, exec, stats. All `unsafe` lives in
 //!            runtime::sys.
 //!  types     API objects in Docker's shapes.
+//!  p2p       node-to-node transport (libp2p): Raft/RPC request-response, join handshake,
+//!            gossip; only members get anything but the join protocol. Owns no cluster types.
 //! ```
 //!
 //! Later planes (api, cluster, orchestrator, agent, image, p2p, network) are added
@@ -20,5 +22,6 @@
 pub mod api;
 pub mod cli;
 pub mod daemon;
+pub mod p2p;
 pub mod runtime;
 pub mod types;
