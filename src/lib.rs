@@ -14,9 +14,11 @@
 //!  types     API objects in Docker's shapes.
 //!  cluster   replicated state (pure `apply`), openraft types, redb store
 //!  codec     the one place that names bincode; version byte on everything
+//!  p2p       node-to-node transport (libp2p): Raft/RPC request-response, join handshake,
+//!            gossip; only members get anything but the join protocol. Owns no cluster types.
 //! ```
 //!
-//! Later planes (orchestrator, p2p, network) are added
+//! Later planes (orchestrator, network) are added
 //! by their issues and follow the layering in `docs/architecture.md`.
 
 #![deny(unsafe_code)]
@@ -28,5 +30,6 @@ pub mod cluster;
 pub mod codec;
 pub mod daemon;
 pub mod image;
+pub mod p2p;
 pub mod runtime;
 pub mod types;
