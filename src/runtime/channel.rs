@@ -113,3 +113,22 @@ impl Channel {
         Err(RuntimeError::Remote("no file descriptor in message".into()))
     }
 }
+
+/// A path to `path` short enough for a Unix socket address (108 bytes): through an `O_PATH`
+/// fd of its directory, `/proc/self/fd/N/name`. State directories named after 64-character
+/// container ids under a deep root easily exceed the limit. Keep the fd alive while the path
+/// is in use.
+pub fn short_socket_path(path: &std::path::Path) -> Result<(OwnedFd, std::path::PathBuf)> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+    let name = path.file_name().ok_or_else(|| {
+        RuntimeError::Remote(format!("socket path {} has no name", path.display()))
+    })?;
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context(|| format!("open {}", dir.display()))?;
+    let short = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())).join(name);
+    Ok((fd, short))
+}

@@ -248,7 +248,8 @@ impl Runtime {
 
     fn spawn_helper(&self, config: &ShimConfig) -> Result<()> {
         let socket_path = config.state_dir.join("create.sock");
-        let listener = UnixListener::bind(&socket_path)
+        let (_dir, bind_path) = channel::short_socket_path(&socket_path)?;
+        let listener = UnixListener::bind(&bind_path)
             .context(|| format!("listen on {}", socket_path.display()))?;
         listener
             .set_nonblocking(true)

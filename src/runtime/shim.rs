@@ -109,7 +109,10 @@ pub fn helper_main(socket: &Path) -> i32 {
         }
     }
     let _ = nix::unistd::setsid();
-    let mut channel = match UnixStream::connect(socket) {
+    let connected = super::channel::short_socket_path(socket)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|(_dir, path)| UnixStream::connect(path));
+    let mut channel = match connected {
         Ok(s) => Channel::new(s),
         Err(e) => {
             eprintln!("swarm helper: connect {}: {e}", socket.display());

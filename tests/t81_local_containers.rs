@@ -1,0 +1,379 @@
+//! `swarm run` and friends through a real daemon: an image imported from the busybox rootfs,
+//! containers run from it on an overlay of its layers, exit codes, flags, limits, logs,
+//! stop/rm, and the image commands (ls, save → load, rm refused while in use).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SWARM: &str = env!("CARGO_BIN_EXE_swarm");
+
+struct Daemon {
+    child: Option<Child>,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(name: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("swarm-test-{name}-"))
+            .tempdir()
+            .unwrap();
+        let socket = dir.path().join("run/swarm.sock");
+        let child = Command::new(SWARM)
+            .arg("daemon")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("run"))
+            .arg("--socket")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon {
+            child: Some(child),
+            socket,
+            dir,
+        }
+    }
+
+    fn swarm(&self, args: &[&str]) -> Output {
+        let out = Command::new(SWARM)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ swarm {} -> {:?}\n{}{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.swarm(args);
+        assert!(out.status.success(), "swarm {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Import the busybox fixture as `busybox:test`.
+    fn import_busybox(&self) {
+        let tarball = self.dir.path().join("rootfs.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(common::fixture_rootfs())
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.ok(&[
+            "image",
+            "import",
+            tarball.to_str().unwrap(),
+            "busybox:test",
+            "--change",
+            "CMD [\"sh\"]",
+            "--change",
+            "ENV GREETING=from-image",
+        ]);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Containers outlive the daemon by design: remove them through it first.
+        let _ = Command::new(SWARM)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(["ps", "-a", "-q"])
+            .output()
+            .map(|out| {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new(SWARM)
+                        .arg("-H")
+                        .arg(format!("unix://{}", self.socket.display()))
+                        .args(["rm", "-f", id])
+                        .output();
+                }
+            });
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let runtime_root = self.dir.path().join("run/runtime");
+        if let Ok(out) = Command::new(SWARM)
+            .args(["runtime", "--root"])
+            .arg(&runtime_root)
+            .args(["list", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new(SWARM)
+                    .args(["runtime", "--root"])
+                    .arg(&runtime_root)
+                    .args(["delete", "--force", id])
+                    .output();
+            }
+        }
+    }
+}
+
+fn no_runtime_leftovers(dir: &Path) {
+    let root = dir.join("run/runtime");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runtime state left: {left:?}");
+}
+
+#[test]
+fn t81_run_an_imported_image_with_dockers_flags() {
+    let d = Daemon::start("run");
+    d.import_busybox();
+    let images = d.ok(&["image", "ls"]);
+    assert!(
+        images.contains("busybox") && images.contains("test"),
+        "{images}"
+    );
+
+    eprintln!("--- output and exit code come back; --rm leaves nothing");
+    let out = d.swarm(&[
+        "run",
+        "--rm",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+    assert!(d.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    no_runtime_leftovers(d.dir.path());
+
+    eprintln!("--- image config and flags: env, workdir, user by name, hostname, read-only");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "EXTRA=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "app",
+        "--hostname",
+        "web1",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo $GREETING $EXTRA $(pwd) $(id -u) $(hostname)",
+    ]);
+    assert_eq!(out, "from-image 1 /tmp 1000 web1\n");
+    let out = d.swarm(&["run", "--rm", "--read-only", "busybox:test", "touch", "/x"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+
+    eprintln!("--- the image's CMD is the default command; --entrypoint replaces it");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "echo",
+        "busybox:test",
+        "via-entrypoint",
+    ]);
+    assert_eq!(out, "via-entrypoint\n");
+
+    eprintln!("--- a bind mount, read-only");
+    let shared = d.dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("f"), "host file\n").unwrap();
+    let volume = format!("{}:/data:ro", shared.display());
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        "busybox:test",
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(out, "host file\n");
+
+    eprintln!("--- writes stay in the container's layer, not in the image");
+    d.ok(&[
+        "run",
+        "--rm",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo x > /etc/written",
+    ]);
+    let out = d.swarm(&["run", "--rm", "busybox:test", "cat", "/etc/written"]);
+    assert_ne!(out.status.code(), Some(0));
+
+    eprintln!("--- bad input is refused clearly");
+    let out = d.swarm(&["run", "--rm", "no-such-image:1", "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such image"));
+    let out = d.swarm(&["run", "--rm", "-m", "1m", "busybox:test", "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Minimum memory limit"));
+    let out = d.swarm(&["run", "--rm", "-v", "relative:/x", "busybox:test", "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid volume specification"));
+    no_runtime_leftovers(d.dir.path());
+}
+
+#[test]
+fn t81_detached_containers_logs_limits_stop_and_rm() {
+    let d = Daemon::start("detached");
+    d.import_busybox();
+
+    eprintln!("--- a detached container shows in ps, its logs stream");
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox:test",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; echo started; while :; do sleep 0.1; done",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64);
+    let ps = d.ok(&["ps"]);
+    assert!(ps.contains("web") && ps.contains(&id[..12]), "{ps}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.ok(&["logs", "web"]).contains("started") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(inspect[0]["State"]["Running"], true);
+    assert_eq!(inspect[0]["Name"], "/web");
+
+    eprintln!("--- a second container cannot take the name");
+    let out = d.swarm(&["run", "-d", "--name", "web", "busybox:test", "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already in use"));
+    eprintln!("--- rm of a running container needs -f; stop runs its trap");
+    let out = d.swarm(&["rm", "web"]);
+    assert!(!out.status.success());
+    d.ok(&["stop", "-t", "5", "web"]);
+    assert!(d.ok(&["logs", "web"]).contains("bye"));
+    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", &id[..8]])).unwrap();
+    assert_eq!(inspect[0]["State"]["Status"], "exited");
+    assert_eq!(inspect[0]["State"]["ExitCode"], 0);
+    assert!(d.ok(&["ps"]).lines().count() == 1);
+    assert!(d.ok(&["ps", "-a"]).contains("Exited (0)"));
+    d.ok(&["rm", "web"]);
+
+    eprintln!("--- a memory hog is OOM-killed and reported");
+    let out = d.swarm(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        "busybox:test",
+        "probe",
+        "hog",
+        "256",
+    ]);
+    assert_eq!(out.status.code(), Some(137));
+    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "hog"])).unwrap();
+    assert_eq!(inspect[0]["State"]["OOMKilled"], true);
+    d.ok(&["rm", "hog"]);
+
+    eprintln!("--- a fork bomb stops at --pids-limit");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "20",
+        "busybox:test",
+        "probe",
+        "forkbomb",
+        "200",
+    ]);
+    assert!(out.contains("errno=EAGAIN"), "{out}");
+    no_runtime_leftovers(d.dir.path());
+}
+
+#[test]
+fn t81_images_save_load_tag_and_rm() {
+    let d = Daemon::start("images");
+    d.import_busybox();
+    let archive = d.dir.path().join("busybox.tar");
+    d.ok(&[
+        "image",
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "busybox:test",
+    ]);
+    d.ok(&["image", "tag", "busybox:test", "copy:1"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ok(&["image", "inspect", "copy:1"])).unwrap();
+    let id = inspect[0]["Id"].as_str().unwrap().to_string();
+
+    eprintln!("--- an image a container uses cannot be removed");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "busybox:test",
+        "sleep",
+        "100",
+    ]);
+    let out = d.swarm(&["image", "rm", "busybox:test"]);
+    assert!(
+        out.status.success(),
+        "untagging a name the image still has under copy:1 is fine"
+    );
+    let out = d.swarm(&["image", "rm", "copy:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+    d.ok(&["rm", "-f", "user"]);
+    d.ok(&["image", "rm", "copy:1"]);
+    assert!(!d.ok(&["image", "ls"]).contains("copy"));
+
+    eprintln!("--- load brings it back with the same id, and it runs");
+    let out = d.ok(&["image", "load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: busybox:test"), "{out}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ok(&["image", "inspect", "busybox:test"])).unwrap();
+    assert_eq!(inspect[0]["Id"].as_str().unwrap(), id);
+    assert_eq!(d.ok(&["run", "--rm", "busybox:test", "echo", "ok"]), "ok\n");
+
+    eprintln!("--- a corrupt archive is refused and changes nothing");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let bad = d.dir.path().join("bad.tar");
+    std::fs::write(&bad, bytes).unwrap();
+    let before = d.ok(&["image", "ls"]);
+    let out = d.swarm(&["image", "load", "-i", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert_eq!(d.ok(&["image", "ls"]), before);
+}
