@@ -5,6 +5,8 @@
 # hostname, only `lo`, Docker's capabilities, no_new_privs, seccomp, masked paths) and real
 # limits (memory → OOMKilled, pids → fork bomb contained, CPU quota → throttled), plus the
 # lifecycle: detached container, exec, logs, stats, stop with a grace period, delete.
+# Then `swarm daemon`: an image imported into its store, `swarm run` from it like
+# `docker run`, and the real docker CLI talking to the daemon.
 #
 # Run as root from anywhere:  scripts/demo.sh
 set -euo pipefail
@@ -30,9 +32,17 @@ ROOTFS="$("$HERE/fixtures/busybox-rootfs.sh" "$TARGET_DIR/fixtures/busybox")"
 WORK="$(mktemp -d /tmp/swarm-demo.XXXXXX)"
 STATE="$WORK/state"
 rt() { "$SWARM" runtime --root "$STATE" "$@"; }
+DAEMON_PID=""
+SOCK="$WORK/run/swarm.sock"
+sw() { "$SWARM" -H "unix://$SOCK" "$@"; }
 cleanup() {
     local id
     for id in $(rt list -q 2>/dev/null); do rt delete --force "$id" >/dev/null 2>&1 || true; done
+    if [[ -n "$DAEMON_PID" ]]; then
+        for id in $(sw ps -a -q 2>/dev/null); do sw rm -f "$id" >/dev/null 2>&1 || true; done
+        kill -TERM "$DAEMON_PID" 2>/dev/null || true
+        wait "$DAEMON_PID" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -93,4 +103,27 @@ rt stop -t 2 web
 rt logs web
 rt delete web
 rt list
+
+step "swarm daemon: an image store and docker-run-like containers"
+"$SWARM" daemon --data-dir "$WORK/data" --exec-root "$WORK/run" --socket "$SOCK" &
+DAEMON_PID=$!
+for _ in $(seq 1 100); do sw version >/dev/null 2>&1 && break; sleep 0.1; done
+tar -C "$ROOTFS" -cf "$WORK/busybox.tar" .
+echo "\$ swarm image import busybox.tar busybox:demo --change 'CMD [\"sh\"]'"
+sw image import "$WORK/busybox.tar" busybox:demo --change 'CMD ["sh"]'
+sw image ls
+echo "\$ swarm run --rm -e WHO=swarm -u app -m 64m busybox:demo sh -c 'echo hello \$WHO from \$(hostname) as \$(id -un)'"
+sw run --rm -e WHO=swarm -u app -m 64m busybox:demo sh -c 'echo hello $WHO from $(hostname) as $(id -un)'
+set +e
+sw run --rm busybox:demo sh -c 'exit 42'
+echo "exit code of swarm run: $?"
+set -e
+sw run -d --name ticker busybox:demo sh -c 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done' >/dev/null
+sleep 1
+sw ps
+sw logs --tail 2 ticker
+echo "\$ DOCKER_HOST=unix://$SOCK docker ps   (the real docker CLI)"
+DOCKER_HOST="unix://$SOCK" docker ps --format 'table {{.ID}}\t{{.Image}}\t{{.Status}}\t{{.Names}}' 2>&1 || true
+sw stop -t 1 ticker
+sw rm ticker
 log "demo finished: everything it created is gone"
