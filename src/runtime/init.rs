@@ -47,8 +47,12 @@ pub enum InitMessage {
 pub enum InitStdio {
     /// Keep fds 0, 1, 2 as they are (inherited from the helper).
     Inherit,
-    /// /dev/null for stdin, these pipes for stdout and stderr.
-    Pipes { stdout: OwnedFd, stderr: OwnedFd },
+    /// These pipes for stdout and stderr; stdin from a pipe, or /dev/null.
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
     /// A pty made inside the container; its master goes to this socket (an OCI console
     /// socket) or, when `None`, back to the helper over the channel.
     Terminal {
@@ -133,8 +137,13 @@ fn setup(channel: &mut Channel, ctx: InitContext<'_>) -> Result<Never> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .context(|| format!("set oom_score_adj {adj}"))?;
     }
-    if let InitStdio::Pipes { stdout, stderr } = &ctx.stdio {
-        dup2_stdin(&ctx.null).context(|| "stdin".into())?;
+    if let InitStdio::Pipes {
+        stdin,
+        stdout,
+        stderr,
+    } = &ctx.stdio
+    {
+        dup2_stdin(stdin.as_ref().unwrap_or(&ctx.null)).context(|| "stdin".into())?;
         dup2_stdout(stdout).context(|| "stdout".into())?;
         dup2_stderr(stderr).context(|| "stderr".into())?;
     }

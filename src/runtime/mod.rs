@@ -20,6 +20,7 @@
 //! by `delete`, and by the failure path of `create`; mounts live only in the container's
 //! mount namespace and vanish with it.
 
+pub mod attach;
 pub mod cgroup;
 pub mod channel;
 pub mod error;
@@ -105,6 +106,10 @@ pub struct CreateOptions {
     pub start_now: bool,
     pub log: LogConfig,
     pub pid_file: Option<PathBuf>,
+    /// Serve an attach socket (`Runtime::attach`) for the container's output and input.
+    pub attach: bool,
+    /// Keep stdin open, fed by attached clients (`docker run -i`).
+    pub open_stdin: bool,
 }
 
 impl CreateOptions {
@@ -118,6 +123,8 @@ impl CreateOptions {
             start_now: false,
             log: LogConfig::default(),
             pid_file: None,
+            attach: false,
+            open_stdin: false,
         }
     }
 }
@@ -226,6 +233,8 @@ impl Runtime {
             log: opts.log,
             pid_file: opts.pid_file,
             cgroup_path,
+            attach: opts.attach,
+            open_stdin: opts.open_stdin,
         })
     }
 
@@ -585,6 +594,13 @@ impl Runtime {
         }
         cg.delete()?;
         fs::remove_dir_all(&dir).context(|| format!("remove {}", dir.display()))
+    }
+
+    /// Connect to a container's attach socket (see `attach`): its output as Docker's
+    /// multiplexed frames, and a way to send input.
+    pub fn attach(&self, id: &str) -> Result<std::os::unix::net::UnixStream> {
+        self.record(id)?;
+        attach::connect(&self.dir(id))
     }
 
     /// Resource usage of a container.

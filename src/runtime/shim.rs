@@ -36,6 +36,7 @@ use nix::unistd::{Pid, mkfifo, pipe2};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
+use super::attach::{AttachServer, Input};
 use super::cgroup::{self, ContainerCgroup};
 use super::channel::Channel;
 use super::error::{Context, Result, RuntimeError};
@@ -76,6 +77,12 @@ pub struct ShimConfig {
     pub log: LogConfig,
     pub pid_file: Option<PathBuf>,
     pub cgroup_path: String,
+    /// Serve `<state>/attach.sock` so clients can follow the output and send input.
+    #[serde(default)]
+    pub attach: bool,
+    /// Keep stdin open (a pipe fed by attached clients) instead of /dev/null.
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 /// Helper → creator.
@@ -93,6 +100,9 @@ struct Started {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     pty: Option<OwnedFd>,
+    /// Write end of the container's stdin pipe (`open_stdin` without a terminal).
+    stdin: Option<OwnedFd>,
+    attach: Option<AttachServer>,
 }
 
 /// Entry of `swarm __shim SOCKET`: detach, create the container, supervise it. Returns the
@@ -330,6 +340,11 @@ fn create(config: &ShimConfig, _unused: Option<()>) -> Result<Started> {
         ));
     }
 
+    let attach = if config.attach {
+        Some(AttachServer::bind(&config.state_dir)?)
+    } else {
+        None
+    };
     let cgroup = cgroup::create(&config.cgroup_path)?;
     let result = (|| {
         let mut resources = spec
@@ -351,13 +366,15 @@ fn create(config: &ShimConfig, _unused: Option<()>) -> Result<Started> {
         )
     })();
     match result {
-        Ok((pid, pidfd, stdout, stderr, pty)) => Ok(Started {
+        Ok((pid, pidfd, stdout, stderr, pty, stdin)) => Ok(Started {
             pid,
             pidfd,
             cgroup,
             stdout,
             stderr,
             pty,
+            stdin,
+            attach,
         }),
         Err(e) => {
             let _ = cgroup.kill_all();
@@ -401,9 +418,11 @@ fn with_runtime_devices(
     rules
 }
 
+/// pid, pidfd, stdout, stderr, pty master, stdin writer.
 type Cloned = (
     i32,
     OwnedFd,
+    Option<OwnedFd>,
     Option<OwnedFd>,
     Option<OwnedFd>,
     Option<OwnedFd>,
@@ -431,6 +450,7 @@ fn clone_init(
         )
     };
     let mut pipes = None;
+    let mut stdin_writer = None;
     let stdio = if terminal {
         let console = match &config.stdio {
             StdioMode::ConsoleSocket(path) => Some(
@@ -446,7 +466,15 @@ fn clone_init(
                 let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).context(|| "pipe".into())?;
                 let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).context(|| "pipe".into())?;
                 pipes = Some((out_r, err_r));
+                let stdin = if config.open_stdin {
+                    let (in_r, in_w) = pipe2(OFlag::O_CLOEXEC).context(|| "pipe".into())?;
+                    stdin_writer = Some(in_w);
+                    Some(in_r)
+                } else {
+                    None
+                };
                 InitStdio::Pipes {
+                    stdin,
                     stdout: out_w,
                     stderr: err_w,
                 }
@@ -459,6 +487,7 @@ fn clone_init(
                 );
                 drop(a);
                 InitStdio::Pipes {
+                    stdin: None,
                     stdout: b,
                     stderr: c,
                 }
@@ -513,7 +542,7 @@ fn clone_init(
                         Some((o, e)) => (Some(o), Some(e)),
                         None => (None, None),
                     };
-                    Ok((pid, pidfd, stdout, stderr, pty))
+                    Ok((pid, pidfd, stdout, stderr, pty, stdin_writer))
                 }
                 Err(e) => {
                     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -565,24 +594,57 @@ fn record_created(config: &ShimConfig, started: &Started, detached: bool) -> Res
     Ok(())
 }
 
-/// Pump output into the log (or the terminal) until init exits; return how it ended.
+/// Where the container's output goes: its log, attached clients, or our own stdio.
+struct Sink {
+    log: Option<LogWriter>,
+    attach: Option<AttachServer>,
+    /// Our stdio is the container's (a foreground run without a log).
+    echo: bool,
+}
+
+impl Sink {
+    fn output(&mut self, stream: Stream, bytes: &[u8]) {
+        if let Some(log) = &mut self.log {
+            let _ = log.write(stream, bytes);
+        }
+        if let Some(attach) = &mut self.attach {
+            attach.broadcast(stream as u8 + 1, bytes);
+        }
+        if self.echo {
+            let _ = match stream {
+                Stream::Stdout => std::io::stdout().write_all(bytes),
+                Stream::Stderr => std::io::stderr().write_all(bytes),
+            };
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
+/// Pump output into the log, attached clients or the terminal until init exits; return how
+/// it ended.
 fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) -> ExitStatus {
-    let mut log = match config.stdio {
-        StdioMode::Log => LogWriter::open(&config.state_dir.join(LOG_FILE), config.log).ok(),
-        _ => None,
+    let mut sink = Sink {
+        log: match config.stdio {
+            StdioMode::Log => LogWriter::open(&config.state_dir.join(LOG_FILE), config.log).ok(),
+            _ => None,
+        },
+        attach: started.attach,
+        echo: config.stdio != StdioMode::Log,
     };
     // With an inherited stdio and a terminal, we proxy between our terminal and the pty.
     let proxy = started.pty.is_some() && config.stdio == StdioMode::Inherit;
     let raw_mode = if proxy { RawMode::enter() } else { None };
-    let mut sources: Vec<(OwnedFd, Source)> = Vec::new();
+    let mut sources: Vec<(OwnedFd, Stream)> = Vec::new();
     if let Some(fd) = started.stdout {
-        sources.push((fd, Source::Output(Stream::Stdout)));
+        sources.push((fd, Stream::Stdout));
     }
     if let Some(fd) = started.stderr {
-        sources.push((fd, Source::Output(Stream::Stderr)));
+        sources.push((fd, Stream::Stderr));
     }
     let pty = started.pty;
-    let mut stdin_open = proxy;
+    // Input for the container: a pipe (`-i`) or the pty (a terminal).
+    let mut stdin_writer = started.stdin;
+    let mut own_stdin_open = proxy;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pty_open = pty.is_some();
     loop {
@@ -596,27 +658,43 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
         }
         let stdin_index = fds.len();
-        if stdin_open {
+        if own_stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         let signal_index = fds.len();
         if let Some(s) = signals {
             fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
         }
+        let attach_index = fds.len();
+        let client_count = match &sink.attach {
+            Some(attach) => {
+                fds.push(PollFd::new(attach.listener_fd(), PollFlags::POLLIN));
+                let clients = attach.client_fds();
+                let n = clients.len();
+                fds.extend(
+                    clients
+                        .into_iter()
+                        .map(|c| PollFd::new(c, PollFlags::POLLIN)),
+                );
+                n
+            }
+            None => 0,
+        };
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        let ready = |i: usize| {
-            fds.get(i)
-                .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty())
-        };
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let ready = |i: usize| ready.get(i).copied().unwrap_or(false);
         let init_exited = ready(0);
         let mut closed = Vec::new();
-        for (i, (fd, source)) in sources.iter().enumerate() {
-            if ready(i + 1) && !pump(fd.as_fd(), *source, &mut log, &mut buf) {
+        for (i, (fd, stream)) in sources.iter().enumerate() {
+            if ready(i + 1) && !pump(fd.as_fd(), *stream, &mut sink, &mut buf) {
                 closed.push(i);
             }
         }
@@ -624,17 +702,10 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
             && ready(pty_index)
             && let Some(p) = &pty
         {
-            {
-                pty_open = pump(
-                    p.as_fd(),
-                    Source::Output(Stream::Stdout),
-                    &mut log,
-                    &mut buf,
-                );
-            }
+            pty_open = pump(p.as_fd(), Stream::Stdout, &mut sink, &mut buf);
         }
-        if stdin_open && ready(stdin_index) {
-            stdin_open = match std::io::stdin().read(&mut buf) {
+        if own_stdin_open && ready(stdin_index) {
+            own_stdin_open = match std::io::stdin().read(&mut buf) {
                 Ok(0) | Err(_) => false,
                 Ok(n) => pty
                     .as_ref()
@@ -654,6 +725,36 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
                 let _ = nix::sys::signal::kill(Pid::from_raw(started.pid), sig);
             }
         }
+        if let Some(attach) = &mut sink.attach {
+            // Newest client first: indexes shift as clients leave.
+            for i in (0..client_count).rev() {
+                if !ready(attach_index + 1 + i) {
+                    continue;
+                }
+                for input in attach.read_client(i).unwrap_or_default() {
+                    match input {
+                        Input::Stdin(bytes) => {
+                            let target = pty.as_ref().or(stdin_writer.as_ref());
+                            if let Some(fd) = target
+                                && !write_all_fd(fd.as_fd(), &bytes)
+                            {
+                                stdin_writer = None;
+                            }
+                        }
+                        Input::Resize { rows, cols } => {
+                            if let Some(p) = &pty {
+                                let _ = sys::set_window_size(p.as_fd(), rows, cols);
+                            }
+                        }
+                        // EOF for `-i` without a terminal: the pipe's write end goes.
+                        Input::CloseStdin => stdin_writer = None,
+                    }
+                }
+            }
+            if ready(attach_index) {
+                attach.accept();
+            }
+        }
         for i in closed.into_iter().rev() {
             sources.remove(i);
         }
@@ -664,20 +765,15 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
     let status = waitpid(Pid::from_raw(started.pid), None);
     // Drain what the container wrote just before it exited, without blocking: another process
     // outside a pid namespace could keep the pipe open forever.
-    for (fd, source) in &sources {
+    for (fd, stream) in &sources {
         let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-        while pump(fd.as_fd(), *source, &mut log, &mut buf) {}
+        while pump(fd.as_fd(), *stream, &mut sink, &mut buf) {}
     }
     if let Some(p) = &pty {
         let _ = nix::fcntl::fcntl(p.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-        while pump(
-            p.as_fd(),
-            Source::Output(Stream::Stdout),
-            &mut log,
-            &mut buf,
-        ) {}
+        while pump(p.as_fd(), Stream::Stdout, &mut sink, &mut buf) {}
     }
-    if let Some(log) = &mut log {
+    if let Some(log) = &mut sink.log {
         let _ = log.flush();
     }
     drop(raw_mode);
@@ -689,40 +785,30 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
     let oom_killed = started.cgroup.oom_kills().map(|n| n > 0).unwrap_or(false);
     // The container is its init: once that is gone, so is everything it left behind.
     let _ = started.cgroup.kill_all();
-    ExitStatus {
+    let exit = ExitStatus {
         code,
         signal,
         oom_killed,
         finished: state::now_rfc3339(),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Source {
-    Output(Stream),
-}
-
-/// Move one read's worth of data from `fd` to the log or to our stdout/stderr. False at EOF
-/// (or on an error such as EIO from a pty whose slave side is gone, or EAGAIN when draining).
-fn pump(fd: BorrowedFd<'_>, source: Source, log: &mut Option<LogWriter>, buf: &mut [u8]) -> bool {
-    let n = match nix::unistd::read(fd, buf) {
-        Ok(0) | Err(_) => return false,
-        Ok(n) => n,
     };
-    let Source::Output(stream) = source;
-    match log {
-        Some(log) => {
-            let _ = log.write(stream, &buf[..n]);
-        }
-        None => {
-            let _ = match stream {
-                Stream::Stdout => std::io::stdout().write_all(&buf[..n]),
-                Stream::Stderr => std::io::stderr().write_all(&buf[..n]),
-            };
-            let _ = std::io::stdout().flush();
+    // Attached clients see the end of the stream only once the exit is recorded.
+    if let Some(attach) = &mut sink.attach {
+        let _ = state::write_json_atomic(&config.state_dir.join(state::EXIT_FILE), &exit);
+        attach.close_all();
+    }
+    exit
+}
+
+/// Move one read's worth of data from `fd` to the sink. False at EOF (or on an error such as
+/// EIO from a pty whose slave side is gone, or EAGAIN when draining).
+fn pump(fd: BorrowedFd<'_>, stream: Stream, sink: &mut Sink, buf: &mut [u8]) -> bool {
+    match nix::unistd::read(fd, buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            sink.output(stream, &buf[..n]);
+            true
         }
     }
-    true
 }
 
 fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {

@@ -201,3 +201,18 @@ pub fn seccomp_set_filter(
     }
     Ok(rc)
 }
+
+/// Set a terminal's window size (an attached client resized its terminal).
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), Errno> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize through the pointer, valid for the call.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
