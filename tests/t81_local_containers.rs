@@ -377,3 +377,60 @@ fn t81_images_save_load_tag_and_rm() {
     assert!(!out.status.success());
     assert_eq!(d.ok(&["image", "ls"]), before);
 }
+
+#[test]
+fn t81_interactive_and_terminal_containers() {
+    let d = Daemon::start("interactive");
+    d.import_busybox();
+    let host = format!("unix://{}", d.socket.display());
+
+    eprintln!("--- -i: our stdin reaches the container, its end closes the container's stdin");
+    let mut child = Command::new(SWARM)
+        .args(["-H", &host, "run", "--rm", "-i", "busybox:test", "sh", "-c"])
+        .arg("while read x; do echo got $x; done; echo eof >&2; exit 4")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"one\ntwo\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got one\ngot two\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("eof"));
+
+    eprintln!("--- -t: the container gets a terminal; the exit code comes back");
+    let command = format!("{SWARM} -H {host} run --rm -t busybox:test sh -c 'tty; exit 5'");
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
+
+    eprintln!("--- -it: typed commands run in the container's shell");
+    let command = format!("{SWARM} -H {host} run --rm -it busybox:test sh");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"echo inside-$((40+2)); exit 3\n").unwrap();
+        // Keep stdin open until the shell has read the line.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inside-42"));
+    assert!(d.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    no_runtime_leftovers(d.dir.path());
+}

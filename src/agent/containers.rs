@@ -247,6 +247,9 @@ impl Containers {
                 target: dir.join("rootfs"),
             });
             options.stdio = StdioMode::Log;
+            // Clients can always attach (cheap: a socket in the helper); stdin only if asked.
+            options.attach = true;
+            options.open_stdin = request.open_stdin;
             self.runtime.create(options)?;
             let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
             std::fs::write(dir.join("record.json"), body)
@@ -387,6 +390,16 @@ impl Containers {
             config: record.request.clone(),
             host_config: record.request.host_config.clone(),
         })
+    }
+
+    /// Connect to a container's stdio; also says whether it has a terminal.
+    pub fn attach(
+        &self,
+        reference: &str,
+    ) -> Result<(std::os::unix::net::UnixStream, bool), ContainerError> {
+        let record = self.find(reference)?;
+        let stream = self.runtime.attach(&record.id)?;
+        Ok((stream, record.request.tty))
     }
 
     /// The log file of a container (JSON lines, see runtime::logs).

@@ -170,6 +170,51 @@ impl ApiClient {
         Ok(())
     }
 
+    /// POST that upgrades the connection to a raw byte stream (attach, Docker's hijack).
+    pub async fn upgrade(
+        &self,
+        path: &str,
+    ) -> Result<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+        let uri: hyper::Uri =
+            hyperlocal::Uri::new(&self.socket, &format!("/v{}{path}", super::API_VERSION)).into();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = self.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::NoDaemon(self.socket.clone())
+            } else {
+                ClientError::Transport(e.to_string())
+            }
+        })?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?
+                .to_bytes();
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| {
+                    v.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(ClientError::Api { status, message });
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(hyper_util::rt::TokioIo::new(upgraded))
+    }
+
     /// POST with no body and no answer of interest.
     pub async fn post_empty(&self, path: &str) -> Result<(), ClientError> {
         self.request(Method::POST, path, None).await.map(|_| ())

@@ -168,3 +168,139 @@ pub fn frame(stream: u8, payload: &[u8]) -> Bytes {
     out.extend_from_slice(payload);
     Bytes::from(out)
 }
+
+/// `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1` with `Upgrade: tcp`:
+/// the connection becomes the container's stdio (Docker's hijacked stream). Output is raw for
+/// a terminal, multiplexed frames otherwise; the client's bytes go to the container's stdin,
+/// and its half-close closes stdin.
+pub async fn attach<B: Backend>(
+    State(backend): State<Arc<B>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    mut request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    if !request.headers().contains_key(header::UPGRADE) {
+        return Err(ApiError::bad_request(
+            "attach needs a connection upgrade (Upgrade: tcp)",
+        ));
+    }
+    let (stream, tty) = backend.container_attach(id).await?;
+    let want = (
+        flag(&query, "stdin"),
+        flag(&query, "stdout"),
+        flag(&query, "stderr"),
+    );
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let client = hyper_util::rt::TokioIo::new(upgraded);
+        if let Err(e) = proxy_attach(client, stream, tty, want).await {
+            tracing::debug!("attach ended: {e}");
+        }
+    });
+    let content_type = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::empty())
+        .unwrap_or_default())
+}
+
+/// Shuttle bytes between the upgraded client connection and the helper's attach socket.
+async fn proxy_attach<C>(
+    client: C,
+    helper: std::os::unix::net::UnixStream,
+    tty: bool,
+    (want_stdin, want_stdout, want_stderr): (bool, bool, bool),
+) -> std::io::Result<()>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use crate::runtime::attach::{Input, input_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    helper.set_nonblocking(true)?;
+    let helper = tokio::net::UnixStream::from_std(helper)?;
+    let (mut helper_read, mut helper_write) = helper.into_split();
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let input = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = client_read.read(&mut buf).await?;
+            if !want_stdin {
+                if n == 0 {
+                    return Ok::<(), std::io::Error>(());
+                }
+                continue;
+            }
+            if n == 0 {
+                helper_write
+                    .write_all(&input_frame(&Input::CloseStdin))
+                    .await?;
+                return Ok(());
+            }
+            helper_write
+                .write_all(&input_frame(&Input::Stdin(buf[..n].to_vec())))
+                .await?;
+        }
+    };
+    let output = async move {
+        let mut header = [0u8; 8];
+        loop {
+            if helper_read.read_exact(&mut header).await.is_err() {
+                break;
+            }
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            let mut payload = vec![0u8; len];
+            helper_read.read_exact(&mut payload).await?;
+            let wanted = match header[0] {
+                2 => want_stderr,
+                _ => want_stdout,
+            };
+            if !wanted {
+                continue;
+            }
+            if !tty {
+                client_write.write_all(&header).await?;
+            }
+            client_write.write_all(&payload).await?;
+        }
+        client_write.shutdown().await
+    };
+    // The output ending (the container exited) ends the session; input may end first.
+    tokio::pin!(output);
+    tokio::select! {
+        r = &mut output => r,
+        r = input => { r?; output.await }
+    }
+}
+
+/// `POST /containers/{id}/resize?h=ROWS&w=COLS`: the terminal's new size.
+pub async fn resize<B: Backend>(
+    State(backend): State<Arc<B>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let number = |k: &str| {
+        query
+            .get(k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("invalid or missing {k}")))
+    };
+    let (rows, cols) = (number("h")?, number("w")?);
+    let (mut stream, _) = backend.container_attach(id).await?;
+    use std::io::Write;
+    stream
+        .write_all(&crate::runtime::attach::input_frame(
+            &crate::runtime::attach::Input::Resize { rows, cols },
+        ))
+        .map_err(|e| ApiError::internal(format!("resize: {e}")))?;
+    Ok(StatusCode::OK)
+}

@@ -78,6 +78,12 @@ pub trait Backend: Send + Sync + 'static {
         names: Vec<String>,
     ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
     fn image_prune(&self) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    /// A connection to the container's stdio (attach frames, see runtime::attach), and
+    /// whether it has a terminal.
+    fn container_attach(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Reply<(std::os::unix::net::UnixStream, bool)>> + Send;
     /// Frames of the multiplexed log stream, ending when the log is done.
     fn container_logs(
         &self,
@@ -111,6 +117,8 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/containers/{id}/stop", post(containers::stop::<B>))
         .route("/containers/{id}/kill", post(containers::kill::<B>))
         .route("/containers/{id}/logs", get(containers::logs::<B>))
+        .route("/containers/{id}/attach", post(containers::attach::<B>))
+        .route("/containers/{id}/resize", post(containers::resize::<B>))
         .route("/containers/{id}", delete(containers::remove::<B>))
         .route(
             "/__unsupported_version/{version}",

@@ -1,6 +1,6 @@
 //! Local containers, like `docker run/ps/logs/stop/rm/inspect`: all through the daemon's API.
 
-use std::io::Write;
+use std::io::Write as _;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -19,6 +19,12 @@ pub struct RunArgs {
     /// Run in the background and print the container ID.
     #[arg(short, long)]
     detach: bool,
+    /// Keep stdin open and send ours to the container.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the container a terminal.
+    #[arg(short, long)]
+    tty: bool,
     #[arg(long)]
     name: Option<String>,
     /// Set environment variables (KEY=value).
@@ -103,6 +109,8 @@ fn create_request(args: &RunArgs) -> Result<ContainerCreateRequest> {
         working_dir: args.workdir.clone().unwrap_or_default(),
         user: args.user.clone().unwrap_or_default(),
         hostname: args.hostname.clone().unwrap_or_default(),
+        tty: args.tty,
+        open_stdin: args.interactive,
         host_config: HostConfig {
             memory,
             nano_cpus,
@@ -145,6 +153,24 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         )
         .await?;
     let id = created.id;
+    // Attach before starting, so no output is missed.
+    let attached = if !args.detach && (args.interactive || args.tty) {
+        let stdin = if args.interactive { 1 } else { 0 };
+        match client
+            .upgrade(&format!(
+                "/containers/{id}/attach?stream=1&stdin={stdin}&stdout=1&stderr=1"
+            ))
+            .await
+        {
+            Ok(io) => Some(io),
+            Err(e) => {
+                let _ = client.delete(&format!("/containers/{id}?force=1")).await;
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
     if let Err(e) = client.post_empty(&format!("/containers/{id}/start")).await {
         let _ = client.delete(&format!("/containers/{id}?force=1")).await;
         return Err(e.into());
@@ -153,7 +179,15 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    follow_logs(client, &id, true, None, false).await?;
+    match attached {
+        Some(io) => {
+            if args.tty {
+                resize_to_our_terminal(client, &id).await;
+            }
+            interact(io, args.tty, args.interactive).await?;
+        }
+        None => follow_logs(client, &id, true, None, false).await?,
+    }
     let waited: ContainerWaitResponse = client
         .post(&format!("/containers/{id}/wait"), &serde_json::json!({}))
         .await?;
@@ -161,6 +195,100 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         client.delete(&format!("/containers/{id}?force=1")).await?;
     }
     Ok(waited.status_code as i32)
+}
+
+/// Tell the daemon our terminal's size, if stdin is a terminal.
+async fn resize_to_our_terminal(client: &ApiClient, id: &str) {
+    use std::os::fd::AsFd;
+    if nix::sys::termios::tcgetattr(std::io::stdin().as_fd()).is_ok()
+        && let Some((rows, cols)) = terminal_size()
+    {
+        let _ = client
+            .post_empty(&format!("/containers/{id}/resize?h={rows}&w={cols}"))
+            .await;
+    }
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    let out = std::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Our stdin to the container, its output to our stdout/stderr, until the container's
+/// output ends. A terminal's output is raw; otherwise it comes in multiplexed frames.
+async fn interact<IO>(io: IO, tty: bool, interactive: bool) -> Result<()>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _raw = if tty {
+        crate::runtime::shim::RawMode::enter()
+    } else {
+        None
+    };
+    let (mut from_container, mut to_container) = tokio::io::split(io);
+    if interactive {
+        // A plain thread: tokio's stdin is a blocking thread too, and this one ends with us.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 8192];
+            loop {
+                match std::io::stdin().read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if to_container.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            // Our stdin ended: the container's stdin closes (half-close of the stream).
+            let _ = to_container.shutdown().await;
+        });
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from_container.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        if tty {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(&buf[..n]);
+            let _ = out.flush();
+            continue;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while pending.len() >= 8 {
+            let len = u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]]) as usize;
+            if pending.len() < 8 + len {
+                break;
+            }
+            let payload = &pending[8..8 + len];
+            let _ = match pending[0] {
+                2 => std::io::stderr().write_all(payload),
+                _ => std::io::stdout().write_all(payload),
+            };
+            pending.drain(..8 + len);
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(())
 }
 
 /// Print a container's log, demultiplexing Docker's frames onto stdout and stderr.

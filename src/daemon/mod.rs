@@ -394,6 +394,13 @@ impl Backend for Engine {
         self.blocking(move |c| c.inspect(&id)).await
     }
 
+    async fn container_attach(
+        &self,
+        id: String,
+    ) -> Result<(std::os::unix::net::UnixStream, bool), ApiError> {
+        self.blocking(move |c| c.attach(&id)).await
+    }
+
     async fn container_logs(
         &self,
         id: String,

@@ -68,6 +68,8 @@ pub fn output_frame(stream: u8, bytes: &[u8]) -> Vec<u8> {
 struct Client {
     stream: UnixStream,
     pending: Vec<u8>,
+    /// The client half-closed (or sent everything): it still gets output.
+    input_closed: bool,
 }
 
 /// The helper's side.
@@ -96,8 +98,14 @@ impl AttachServer {
         self.listener.as_fd()
     }
 
-    pub fn client_fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.clients.iter().map(|c| c.stream.as_fd()).collect()
+    /// The clients that may still send input: (index, fd) to poll.
+    pub fn client_fds(&self) -> Vec<(usize, BorrowedFd<'_>)> {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.input_closed)
+            .map(|(i, c)| (i, c.stream.as_fd()))
+            .collect()
     }
 
     pub fn accept(&mut self) {
@@ -108,6 +116,7 @@ impl AttachServer {
                 self.clients.push(Client {
                     stream,
                     pending: Vec::new(),
+                    input_closed: false,
                 });
             }
         }
@@ -124,13 +133,18 @@ impl AttachServer {
     }
 
     /// Read what client `index` sent (it is readable). Returns its inputs, or `None` when it
-    /// went away (and is dropped).
+    /// failed (and is dropped). A client that half-closes keeps receiving output; its end of
+    /// input closes the container's stdin, as Docker's `StdinOnce` does.
     pub fn read_client(&mut self, index: usize) -> Option<Vec<Input>> {
         let client = self.clients.get_mut(index)?;
         let mut buf = [0u8; 16 * 1024];
         // The socket is blocking, but poll said it is readable: one read does not block.
         match client.stream.read(&mut buf) {
-            Ok(0) | Err(_) => {
+            Ok(0) => {
+                client.input_closed = true;
+                return Some(vec![Input::CloseStdin]);
+            }
+            Err(_) => {
                 self.clients.remove(index);
                 return None;
             }
@@ -218,9 +232,22 @@ mod tests {
         let mut got = [0u8; 11];
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, &output_frame(2, b"err")[..]);
-        drop(client);
+        eprintln!("--- a half-closed client still gets output; its end closes stdin");
+        client.shutdown(std::net::Shutdown::Write).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert!(server.read_client(0).is_none());
-        assert!(server.client_fds().is_empty());
+        assert_eq!(server.read_client(0), Some(vec![Input::CloseStdin]));
+        assert!(server.client_fds().is_empty(), "no longer polled for input");
+        server.broadcast(1, b"out");
+        let mut got = [0u8; 11];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, &output_frame(1, b"out")[..]);
+        drop(client);
+        server.broadcast(1, b"gone");
+        server.broadcast(1, b"gone");
+        assert_eq!(
+            server.clients.len(),
+            0,
+            "a closed client is dropped on write"
+        );
     }
 }

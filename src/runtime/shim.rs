@@ -666,19 +666,19 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
             fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
         }
         let attach_index = fds.len();
-        let client_count = match &sink.attach {
+        let client_indexes: Vec<usize> = match &sink.attach {
             Some(attach) => {
                 fds.push(PollFd::new(attach.listener_fd(), PollFlags::POLLIN));
                 let clients = attach.client_fds();
-                let n = clients.len();
+                let indexes = clients.iter().map(|(i, _)| *i).collect();
                 fds.extend(
                     clients
                         .into_iter()
-                        .map(|c| PollFd::new(c, PollFlags::POLLIN)),
+                        .map(|(_, c)| PollFd::new(c, PollFlags::POLLIN)),
                 );
-                n
+                indexes
             }
-            None => 0,
+            None => Vec::new(),
         };
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
@@ -727,8 +727,8 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
         }
         if let Some(attach) = &mut sink.attach {
             // Newest client first: indexes shift as clients leave.
-            for i in (0..client_count).rev() {
-                if !ready(attach_index + 1 + i) {
+            for (slot, &i) in client_indexes.iter().enumerate().rev() {
+                if !ready(attach_index + 1 + slot) {
                     continue;
                 }
                 for input in attach.read_client(i).unwrap_or_default() {
@@ -823,12 +823,12 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {
 }
 
 /// Our terminal in raw mode while proxying a container's pty; restored on drop.
-pub(super) struct RawMode {
+pub struct RawMode {
     saved: nix::sys::termios::Termios,
 }
 
 impl RawMode {
-    pub(super) fn enter() -> Option<RawMode> {
+    pub fn enter() -> Option<RawMode> {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
         let stdin = std::io::stdin();
         let saved = tcgetattr(stdin.as_fd()).ok()?;
