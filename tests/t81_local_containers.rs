@@ -434,3 +434,75 @@ fn t81_interactive_and_terminal_containers() {
     assert!(d.ok(&["ps", "-a", "-q"]).trim().is_empty());
     no_runtime_leftovers(d.dir.path());
 }
+
+#[test]
+fn t81_exec_in_a_running_container() {
+    let d = Daemon::start("exec");
+    d.import_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-u",
+        "app",
+        "busybox:test",
+        "sleep",
+        "100",
+    ]);
+
+    eprintln!("--- exec runs in the container, as its user, with its exit code");
+    let out = d.swarm(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "echo $(id -u) $(cat /proc/1/comm); exit 6",
+    ]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1000 sleep\n");
+    eprintln!("--- -u overrides the user; -e and -w apply");
+    let out = d.ok(&[
+        "exec",
+        "-u",
+        "0",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "box",
+        "sh",
+        "-c",
+        "echo $(id -u) $X $(pwd)",
+    ]);
+    assert_eq!(out, "0 1 /tmp\n");
+    eprintln!("--- -i feeds stdin");
+    let mut child = Command::new(SWARM)
+        .arg("-H")
+        .arg(format!("unix://{}", d.socket.display()))
+        .args(["exec", "-i", "box", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"piped in\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\n");
+    eprintln!("--- a missing command and a stopped container are refused");
+    let out = d.swarm(&["exec", "box", "no-such-command"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    d.ok(&["stop", "-t", "1", "box"]);
+    let out = d.swarm(&["exec", "box", "true"]);
+    assert!(!out.status.success());
+    d.ok(&["rm", "box"]);
+    no_runtime_leftovers(d.dir.path());
+}

@@ -453,7 +453,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// 64 hex characters from the kernel's random pool, like Docker's ids.
-fn random_id() -> String {
+pub fn random_id() -> String {
     let mut bytes = [0u8; 32];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod server;
 mod system;

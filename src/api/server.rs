@@ -84,6 +84,19 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         id: String,
     ) -> impl Future<Output = Reply<(std::os::unix::net::UnixStream, bool)>> + Send;
+    fn exec_create(
+        &self,
+        container: String,
+        request: crate::types::container::ExecCreateRequest,
+    ) -> impl Future<Output = Reply<crate::types::container::IdResponse>> + Send;
+    fn exec_start(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Reply<super::exec::ExecStreams>> + Send;
+    fn exec_inspect(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Reply<crate::types::container::ExecInspect>> + Send;
     /// Frames of the multiplexed log stream, ending when the log is done.
     fn container_logs(
         &self,
@@ -119,6 +132,9 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs::<B>))
         .route("/containers/{id}/attach", post(containers::attach::<B>))
         .route("/containers/{id}/resize", post(containers::resize::<B>))
+        .route("/containers/{id}/exec", post(super::exec::create::<B>))
+        .route("/exec/{id}/start", post(super::exec::start::<B>))
+        .route("/exec/{id}/json", get(super::exec::inspect::<B>))
         .route("/containers/{id}", delete(containers::remove::<B>))
         .route(
             "/__unsupported_version/{version}",

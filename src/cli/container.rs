@@ -153,8 +153,9 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         )
         .await?;
     let id = created.id;
-    // Attach before starting, so no output is missed.
-    let attached = if !args.detach && (args.interactive || args.tty) {
+    // Attach before starting, so no output is missed; the stream ends when the container
+    // exits (no polling of its log).
+    let attached = if !args.detach {
         let stdin = if args.interactive { 1 } else { 0 };
         match client
             .upgrade(&format!(
@@ -179,14 +180,11 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    match attached {
-        Some(io) => {
-            if args.tty {
-                resize_to_our_terminal(client, &id).await;
-            }
-            interact(io, args.tty, args.interactive).await?;
+    if let Some(io) = attached {
+        if args.tty {
+            resize_to_our_terminal(client, &id).await;
         }
-        None => follow_logs(client, &id, true, None, false).await?,
+        interact(io, args.tty, args.interactive).await?;
     }
     let waited: ContainerWaitResponse = client
         .post(&format!("/containers/{id}/wait"), &serde_json::json!({}))
@@ -330,6 +328,81 @@ async fn follow_logs(
         })
         .await?;
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open and send ours to the process.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Environment (KEY=value), may repeat.
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long = "workdir")]
+    workdir: Option<String>,
+    /// user[:group] (names or ids); default: the container's user.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Start it and return at once.
+    #[arg(short, long)]
+    detach: bool,
+    container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// `swarm exec`: the exit code is the process's.
+pub async fn exec(client: &ApiClient, args: ExecArgs) -> Result<i32> {
+    let request = crate::types::container::ExecCreateRequest {
+        attach_stdin: args.interactive,
+        attach_stdout: true,
+        attach_stderr: true,
+        tty: args.tty,
+        cmd: args.command.clone(),
+        env: (!args.env.is_empty()).then(|| args.env.clone()),
+        working_dir: args.workdir.clone().unwrap_or_default(),
+        user: args.user.clone().unwrap_or_default(),
+        privileged: false,
+    };
+    let created: crate::types::container::IdResponse = client
+        .post(
+            &format!("/containers/{}/exec", url_escape(&args.container)),
+            &request,
+        )
+        .await?;
+    let id = created.id;
+    if args.detach {
+        let _: serde_json::Value = client
+            .post(
+                &format!("/exec/{id}/start"),
+                &serde_json::json!({"Detach": true}),
+            )
+            .await
+            .or_else(|e| match e {
+                crate::api::client::ClientError::Decode(_) => Ok(serde_json::Value::Null),
+                other => Err(other),
+            })?;
+        return Ok(0);
+    }
+    let io = client.upgrade(&format!("/exec/{id}/start")).await?;
+    interact(io, args.tty, args.interactive).await?;
+    // The stream ends with the process; its exit code is recorded right after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let inspect: crate::types::container::ExecInspect =
+            client.get(&format!("/exec/{id}/json")).await?;
+        if let Some(code) = inspect.exit_code.filter(|_| !inspect.running) {
+            return Ok(code as i32);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("exec {id}: no exit code recorded");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 #[derive(Debug, Args)]

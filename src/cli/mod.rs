@@ -32,6 +32,8 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     /// Run a command in a new local container (like `docker run`).
     Run(container::RunArgs),
+    /// Run a command in a running container.
+    Exec(container::ExecArgs),
     /// List local containers.
     Ps(container::PsArgs),
     /// Print a container's logs.
@@ -55,6 +57,21 @@ pub enum Command {
     /// Internal: the per-container helper. Started by the runtime, not by people.
     #[command(name = "__shim", hide = true)]
     Shim { socket: std::path::PathBuf },
+    /// Internal: run one process in a running container with this process's stdio (the
+    /// daemon spawns it, because it must not fork itself).
+    #[command(name = "__exec", hide = true)]
+    ExecHelper {
+        #[arg(long)]
+        root: std::path::PathBuf,
+        #[arg(long)]
+        id: String,
+        /// The OCI process, as JSON.
+        #[arg(long)]
+        process: String,
+        /// A user name to resolve in the container.
+        #[arg(long)]
+        user_name: Option<String>,
+    },
 }
 
 /// Run the CLI and return the process exit code.
@@ -63,9 +80,34 @@ pub fn main() -> i32 {
     init_tracing(&cli.log_level);
     match cli.command {
         Command::Shim { socket } => crate::runtime::shim::helper_main(&socket),
+        Command::ExecHelper {
+            root,
+            id,
+            process,
+            user_name,
+        } => exit_code(exec_helper(&root, &id, &process, user_name)),
         Command::Runtime(args) => exit_code(runtime::run(*args)),
         Command::Daemon(args) => exit_code(daemon::run(args)),
         command => exit_code(with_client(cli.host.as_deref(), command)),
+    }
+}
+
+/// `swarm __exec`: single-threaded, so it may fork into the container's namespaces.
+fn exec_helper(
+    root: &std::path::Path,
+    id: &str,
+    process: &str,
+    user_name: Option<String>,
+) -> anyhow::Result<i32> {
+    let process: oci_spec::runtime::Process = serde_json::from_str(process)?;
+    let runtime = crate::runtime::Runtime::new(root)?;
+    let options = crate::runtime::exec::ExecOptions {
+        user_name,
+        ..Default::default()
+    };
+    match runtime.exec(id, &process, &options)? {
+        crate::runtime::exec::ExecOutcome::Exited(code) => Ok(code),
+        crate::runtime::exec::ExecOutcome::Detached(_) => Ok(0),
     }
 }
 
@@ -92,13 +134,17 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
             Command::Run(args) => container::run(&client, args).await,
             Command::Image(args) => image::run(&client, args).await,
             Command::Ps(args) => container::ps(&client, args).await,
+            Command::Exec(args) => container::exec(&client, args).await,
             Command::Logs(args) => container::logs(&client, args).await,
             Command::Start(args) => container::start(&client, args).await,
             Command::Stop(args) => container::stop(&client, args).await,
             Command::Rm(args) => container::rm(&client, args).await,
             Command::Inspect(args) => container::inspect(&client, args).await,
             Command::Info => system::info(&client).await,
-            Command::Runtime(_) | Command::Daemon(_) | Command::Shim { .. } => {
+            Command::Runtime(_)
+            | Command::Daemon(_)
+            | Command::Shim { .. }
+            | Command::ExecHelper { .. } => {
                 unreachable!("handled without a client")
             }
         }

@@ -252,6 +252,7 @@ pub fn run(args: RuntimeArgs) -> Result<i32> {
                 console_socket,
                 detach,
                 pid_file,
+                user_name: None,
             };
             match rt.exec(&id, &process, &opts)? {
                 ExecOutcome::Exited(code) => Ok(code),

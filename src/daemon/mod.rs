@@ -8,6 +8,7 @@
 //! Today the daemon answers the system endpoints; the cluster, image store and local
 //! containers plug into [`Engine`] as their issues land.
 
+mod exec;
 mod logs;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -48,6 +49,9 @@ pub struct Engine {
     config: DaemonConfig,
     containers: Arc<Containers>,
     images: Arc<ImageStore>,
+    execs: Arc<exec::Execs>,
+    /// This binary: the exec helper.
+    helper: PathBuf,
     hostname: String,
 }
 
@@ -69,6 +73,8 @@ impl Engine {
                 Box::new(images.clone()),
             )),
             images,
+            execs: Arc::new(exec::Execs::default()),
+            helper: std::env::current_exe().context("find our own binary")?,
             config,
             hostname,
         })
@@ -399,6 +405,52 @@ impl Backend for Engine {
         id: String,
     ) -> Result<(std::os::unix::net::UnixStream, bool), ApiError> {
         self.blocking(move |c| c.attach(&id)).await
+    }
+
+    async fn exec_create(
+        &self,
+        container: String,
+        request: crate::types::container::ExecCreateRequest,
+    ) -> Result<crate::types::container::IdResponse, ApiError> {
+        let (record, spec) = self
+            .blocking(move |c| {
+                let record = c.find(&container)?;
+                let state = c.runtime().state(&record.id)?;
+                if state.status != crate::runtime::Status::Running {
+                    return Err(ContainerError::NotRunning(record.id));
+                }
+                let spec = c.runtime().spec(&record.id)?;
+                Ok((record, spec))
+            })
+            .await?;
+        let base = spec.process().clone().unwrap_or_default();
+        let user = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(crate::runtime::process::USER_ANNOTATION).cloned());
+        let id = self.execs.create(&record.id, base, user, &request)?;
+        Ok(crate::types::container::IdResponse { id })
+    }
+
+    async fn exec_start(&self, id: String) -> Result<crate::api::exec::ExecStreams, ApiError> {
+        let io = self
+            .execs
+            .start(&id, &self.helper, &self.config.exec_root.join("runtime"))?;
+        Ok(crate::api::exec::ExecStreams {
+            stdin: io
+                .stdin
+                .map(|s| Box::pin(s) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>),
+            stdout: Box::pin(io.stdout),
+            stderr: Box::pin(io.stderr),
+            tty: io.tty,
+        })
+    }
+
+    async fn exec_inspect(
+        &self,
+        id: String,
+    ) -> Result<crate::types::container::ExecInspect, ApiError> {
+        self.execs.inspect(&id)
     }
 
     async fn container_logs(

@@ -38,6 +38,9 @@ pub struct ExecOptions {
     /// Return at once with the pid instead of waiting for the exit.
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
+    /// A user given by name (`user[:group]`), resolved in the container's own
+    /// `/etc/passwd` once the process is in its mount namespace.
+    pub user_name: Option<String>,
 }
 
 /// What an exec ended with.
@@ -151,6 +154,15 @@ impl Runtime {
                     if terminal {
                         init::setup_terminal(&mut theirs, console.as_ref())?;
                     }
+                    // Joining the mount namespace made the container's root our root.
+                    let named;
+                    let process = match &opts.user_name {
+                        Some(user) => {
+                            named = super::process::with_named_user(process, user)?;
+                            &named
+                        }
+                        None => process,
+                    };
                     init::become_process(&mut theirs, process, &caps, seccomp.as_ref(), None)
                 })();
                 match result {

@@ -692,6 +692,13 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
         drop(fds);
         let ready = |i: usize| ready.get(i).copied().unwrap_or(false);
         let init_exited = ready(0);
+        // New clients before any output is pumped: a client that connected before the
+        // container started must see its first bytes.
+        if let Some(attach) = &mut sink.attach
+            && ready(attach_index)
+        {
+            attach.accept();
+        }
         let mut closed = Vec::new();
         for (i, (fd, stream)) in sources.iter().enumerate() {
             if ready(i + 1) && !pump(fd.as_fd(), *stream, &mut sink, &mut buf) {
@@ -750,9 +757,6 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
                         Input::CloseStdin => stdin_writer = None,
                     }
                 }
-            }
-            if ready(attach_index) {
-                attach.accept();
             }
         }
         for i in closed.into_iter().rev() {

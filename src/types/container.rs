@@ -117,3 +117,47 @@ pub struct ContainerInspect {
 pub struct ContainerWaitResponse {
     pub status_code: i64,
 }
+
+/// `POST /containers/{id}/exec` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecCreateRequest {
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    pub cmd: Vec<String>,
+    pub env: Option<Vec<String>>,
+    pub working_dir: String,
+    pub user: String,
+    pub privileged: bool,
+}
+
+/// `{"Id": …}` answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IdResponse {
+    pub id: String,
+}
+
+/// `POST /exec/{id}/start` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStartRequest {
+    pub detach: bool,
+    pub tty: bool,
+}
+
+/// `GET /exec/{id}/json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecInspect {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub open_stdin: bool,
+    pub pid: i64,
+}
