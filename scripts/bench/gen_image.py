@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Generate the multi-layer test image for scripts/bench/image.sh.
 
-  gen_image.py OUTDIR NAME:TAG [TOTAL_MIB [LAYERS]]
+  gen_image.py OUTDIR NAME:TAG [TOTAL_MIB [LAYERS [BASE_TAR]]]
 
-Builds LAYERS (default 5) gzip'd tar layers of about TOTAL_MIB (default 60) MiB of
-uncompressed file content in all, deterministic (seeded): each file is a mix of random
+Builds LAYERS (default 5) gzip'd tar layers: BASE_TAR (a root filesystem tar, e.g. the
+busybox test rootfs, so the image can run `true`) as the first layer when given, then
+generated layers with about TOTAL_MIB (default 60) MiB of uncompressed file content in all, deterministic (seeded): each file is a mix of random
 bytes (incompressible) and generated text (compresses well), so gzip leaves roughly
 half of it. Writes
 
@@ -131,6 +132,7 @@ def main():
     out, name = sys.argv[1], sys.argv[2]
     total_mib = int(sys.argv[3]) if len(sys.argv) > 3 else 60
     nlayers = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+    base = sys.argv[5] if len(sys.argv) > 5 else ""
     if not (1 <= total_mib <= 4096 and 1 <= nlayers <= 64):
         sys.exit("TOTAL_MIB must be 1..4096 and LAYERS 1..64")
     repo, _, tag = name.rpartition(":")
@@ -141,12 +143,23 @@ def main():
     layout = os.path.join(out, "layout")
     os.makedirs(os.path.join(layout, "blobs", "sha256"), exist_ok=True)
 
-    per_layer = total_mib * 1024 * 1024 // nlayers
+    generated = nlayers - 1 if base else nlayers
+    if generated < 1:
+        sys.exit("LAYERS must be >= 2 with a BASE_TAR")
+    per_layer = total_mib * 1024 * 1024 // generated
     layers = []
     diff_ids = []
     summary = {"layers": [], "compressed_bytes": 0, "uncompressed_bytes": 0, "content_bytes": 0, "files": 0}
     for i in range(1, nlayers + 1):
-        raw, files, content = build_layer(rng, text, i, per_layer)
+        if base and i == 1:
+            with open(base, "rb") as f:
+                raw = f.read()
+            with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+                members = t.getmembers()
+            files = sum(1 for m in members if m.isfile())
+            content = sum(m.size for m in members if m.isfile())
+        else:
+            raw, files, content = build_layer(rng, text, i, per_layer)
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
         gz = gzip.compress(raw, compresslevel=6, mtime=0)
         digest, path = blob(layout, gz)

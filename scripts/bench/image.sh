@@ -16,8 +16,8 @@
 #    namespace, with their own config, root, state, sockets, data-root, exec-root, pidfile
 #    and cgroup parent; the busybox rootfs tar is `docker import`ed as busybox:local.
 #
-# 2. Unpack throughput: a generated image (scripts/bench/gen_image.py: 5 gzip'd layers,
-#    about 60 MiB of half-random file content) is loaded with `swarm image load`; the first
+# 2. Unpack throughput: a generated image (scripts/bench/gen_image.py: 5 gzip'd layers, the
+#    busybox rootfs + 4 layers with about 60 MiB of half-random file content) is loaded with `swarm image load`; the first
 #    `swarm run --rm bench-unpack:1 true` unpacks every layer. Unpack time = that cold run
 #    minus the median of 3 warm runs; then `swarm image rm` + `swarm image prune` drop the
 #    snapshots and the next round starts cold again. Compared with GNU `tar -xzf` of the
@@ -100,7 +100,13 @@ SWARM_BENCH_RUN_ID="$TAG-$(date +%s)"
 SWARM_SOCK="$WORK/swarm/s.sock"
 D="$WORK/docker" # containerd and dockerd paths
 DOCKER_SOCK="$D/docker.sock"
-SWARM_PID="" CONTAINERD_PID="" DOCKERD_PID="" REGISTRY_PID=""
+SWARM_PID="" CONTAINERD_PID="" DOCKERD_PID="" REGISTRY_PID="" USE_DOCKER_STARTED=0
+# What dockerd 20.10 and containerd create outside their configured paths anyway: removed
+# on exit when they were not there before (the dirs only when empty).
+LEFTOVERS=()
+for f in /etc/docker/key.json /run/docker /run/containerd; do
+    [[ -e "$f" ]] || LEFTOVERS+=("$f")
+done
 sw() { timeout 120 "$SWARM_BIN" -H "unix://$SWARM_SOCK" "$@"; }
 dk() { timeout 120 "$DOCKER" -H "unix://$DOCKER_SOCK" "$@"; }
 
@@ -120,7 +126,7 @@ stop_pid() {
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
-    local rc=$? id dir pid cgs=()
+    local rc=$? id dir pid f cgs=()
     set +e
     trap "" INT TERM
     if [[ -n "$SWARM_PID" ]]; then
@@ -157,6 +163,15 @@ cleanup() {
         umount -l "$(printf '%b' "$dir")"
     done
     ip netns list 2>/dev/null | grep -qw -- "$NETNS" && ip netns delete "$NETNS"
+    if ((USE_DOCKER_STARTED)); then
+        for f in "${LEFTOVERS[@]}"; do
+            if [[ -d "$f" ]]; then
+                find "$f" -depth -type d -empty -delete 2>/dev/null
+            else
+                rm -f "$f"
+            fi
+        done
+    fi
     rm -rf --one-file-system "$WORK"
     exit "$rc"
 }
@@ -187,7 +202,9 @@ wait_for 30 sw version || { tail -n 20 "$WORK/logs/swarm-daemon.log" >&2; die "s
 sw image import "$WORK/busybox.tar" busybox:test --change 'CMD ["sh"]' >/dev/null
 
 # --- Docker Engine 20.10 ----------------------------------------------------------
+
 if ((USE_DOCKER)); then
+    USE_DOCKER_STARTED=1
     ip netns add "$NETNS"
     ip -n "$NETNS" link set lo up
     cat >"$D/containerd.toml" <<EOF
@@ -285,9 +302,9 @@ echo "target: swarm <= 0.10x docker run --rm"
 
 # --- 2. unpack throughput -------------------------------------------------------------
 echo
-echo "== 2. unpack throughput: first swarm run of a ${IMAGE_MIB} MiB 5-layer image vs tar -xzf"
+echo "== 2. unpack throughput: first swarm run of a 5-layer image (busybox + ${IMAGE_MIB} MiB) vs tar -xzf"
 log "generating the test image"
-"$PYTHON" "$HERE/gen_image.py" "$WORK/img" bench-unpack:1 "$IMAGE_MIB" 5
+"$PYTHON" "$HERE/gen_image.py" "$WORK/img" bench-unpack:1 "$IMAGE_MIB" 5 "$WORK/busybox.tar"
 mapfile -t BLOBS < <("$PYTHON" -c 'import json,sys; [print(l["blob"]) for l in json.load(open(sys.argv[1]))["layers"]]' "$WORK/img/summary.json")
 # elapsed_ms CMD... — run CMD, print its wall time in ms (python clock, no subshell timing games).
 elapsed_ms() {
