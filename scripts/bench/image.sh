@@ -60,7 +60,12 @@ fi
 cd "$SWARM_ROOT"
 
 # --- packages (stop whatever the package scripts start) -----------------------
-daemon_pids() { pgrep -x 'dockerd|containerd|docker-registry|registry' 2>/dev/null | sort -n || true; }
+daemon_pids() {
+    local name
+    for name in dockerd containerd docker-registry; do
+        pgrep -x "$name" || true
+    done | sort -n
+}
 PRE_PIDS="$(daemon_pids)"
 apt_install runc busybox-static python3 procps util-linux iproute2 tar gzip \
     docker.io skopeo docker-registry

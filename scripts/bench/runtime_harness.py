@@ -196,14 +196,15 @@ def main():
         st = stats.get(name)
         return None if not st else st.get(key)
 
-    print()
-    print(f"{'ratio (net medians)':<24} {'wall':>8} {'cpu':>8}")
-    ratios = plan.get("ratios") or (
+    ratios = plan["ratios"] if "ratios" in plan else (
         ("ours/crun", "ours", "crun"),
         ("ours/runc", "ours", "runc"),
         ("ours-bare/runc-bare", "ours-bare", "runc-bare"),
         ("crun/runc", "crun", "runc"),
     )
+    if ratios:
+        print()
+        print(f"{'ratio (net medians)':<24} {'wall':>8} {'cpu':>8}")
     for label, a, b in ratios:
         if a in stats or b in stats:
             print(
