@@ -32,7 +32,7 @@
 #
 # Environment: SWARM_BIN (default $CARGO_TARGET_DIR|target/release/swarm, built with
 #   cargo when missing), SWARM_BENCH_BUILD=1 (cargo build --release first),
-#   SWARM_BENCH_UNPACK_ROUNDS (default min(N,5)), SWARM_BENCH_IMAGE_MIB (60),
+#   SWARM_BENCH_UNPACK_ROUNDS (default min(N,10)), SWARM_BENCH_IMAGE_MIB (60),
 #   SWARM_BENCH_NO_DOCKER=1 (skip Docker), SWARM_BENCH_JSON=PREFIX (JSON stats per part).
 # Installs (once): runc busybox-static python3 docker.io skopeo docker-registry. If the
 # docker.io/docker-registry install starts a daemon from the package scripts, it is stopped.
@@ -49,7 +49,7 @@ N="${1:-20}"
 if [[ ! "$N" =~ ^[0-9]+$ ]] || ((N < 1 || N > 1000)); then
     die "N must be 1..1000 (got '$N')"
 fi
-ROUNDS="${SWARM_BENCH_UNPACK_ROUNDS:-$((N < 5 ? N : 5))}"
+ROUNDS="${SWARM_BENCH_UNPACK_ROUNDS:-$((N < 10 ? N : 10))}"
 IMAGE_MIB="${SWARM_BENCH_IMAGE_MIB:-60}"
 if [[ ! "$ROUNDS" =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 100)); then
     die "SWARM_BENCH_UNPACK_ROUNDS must be 1..100 (got '$ROUNDS')"
