@@ -3,6 +3,7 @@
 
 Reads a JSON plan (argv[1]):
   {"n": 100, "warmup": 3, "timeout": 30, "wrapper": "wrapper", "json_out": "" | PATH,
+   "title": TEXT (optional), "ratios": [[LABEL, A, B], ...] (optional; default ours/crun...),
    "variants": [{"name": "runc", "argv": [..., "{id}"], "cleanup": [..., "{id}"] | null,
                  "wrapped": true, "log": PATH}, ...]}
 
@@ -15,7 +16,7 @@ here too, and CPU is the RUSAGE_CHILDREN delta around the run.
 
 Prints a table of medians and p90s, wrapper-subtracted ("net") medians for the
 variants run inside the mount-namespace wrapper, and the ratios ours/crun and
-ours/runc. Loops are bounded by n and a per-run timeout.
+ours/runc (or the plan's "ratios"). Also used by scripts/bench/image.sh. Loops are bounded by n and a per-run timeout.
 """
 import ctypes
 import json
@@ -171,7 +172,8 @@ def main():
             st["net_cpu_median"] = st["cpu_median"]
 
     print()
-    print(f"create+start+wait+delete of /bin/true, {n} runs each (+{warmup} warm-up), times in ms")
+    title = plan.get("title", "create+start+wait+delete of /bin/true")
+    print(f"{title}, {n} runs each (+{warmup} warm-up), times in ms")
     hdr = f"{'variant':<12} {'ok':>7} {'wall med':>8} {'wall p90':>8} {'cpu med':>8} {'cpu p90':>8}  {'net wall':>8} {'net cpu':>8}"
     print(hdr)
     print("-" * len(hdr))
@@ -187,20 +189,23 @@ def main():
             f"{fmt(st.get('net_cpu_median'))}"
         )
     print()
-    print("net = median minus the wrapper-only median (wrapped variants); bare variants run unwrapped.")
+    if any(v.get("wrapped") for v in variants):
+        print("net = median minus the wrapper-only median (wrapped variants); bare variants run unwrapped.")
 
     def net(name, key):
         st = stats.get(name)
         return None if not st else st.get(key)
 
-    print()
-    print(f"{'ratio (net medians)':<24} {'wall':>8} {'cpu':>8}")
-    for label, a, b in (
+    ratios = plan["ratios"] if "ratios" in plan else (
         ("ours/crun", "ours", "crun"),
         ("ours/runc", "ours", "runc"),
         ("ours-bare/runc-bare", "ours-bare", "runc-bare"),
         ("crun/runc", "crun", "runc"),
-    ):
+    )
+    if ratios:
+        print()
+        print(f"{'ratio (net medians)':<24} {'wall':>8} {'cpu':>8}")
+    for label, a, b in ratios:
         if a in stats or b in stats:
             print(
                 f"{label:<24} {ratio(net(a, 'net_wall_median'), net(b, 'net_wall_median')):>8} "
