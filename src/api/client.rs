@@ -71,6 +71,42 @@ impl ApiClient {
         &self.socket
     }
 
+    fn uri(&self, path: &str) -> hyper::Uri {
+        hyperlocal::Uri::new(&self.socket, &format!("/v{}{path}", super::API_VERSION)).into()
+    }
+
+    /// Send a request; a daemon that is not there is `NoDaemon`.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        self.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::NoDaemon(self.socket.clone())
+            } else {
+                ClientError::Transport(e.to_string())
+            }
+        })
+    }
+
+    /// The error an unsuccessful answer carries: Docker's `{"message"}`, else the raw body.
+    async fn api_error(response: hyper::Response<hyper::body::Incoming>) -> ClientError {
+        let status = response.status().as_u16();
+        let bytes = match response.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return ClientError::Transport(e.to_string()),
+        };
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        ClientError::Api { status, message }
+    }
+
     /// Send a request; return the status and the body. Non-2xx answers become
     /// `ClientError::Api` with the daemon's message.
     pub async fn request(
@@ -79,43 +115,24 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let uri: hyper::Uri =
-            hyperlocal::Uri::new(&self.socket, &format!("/v{}{path}", super::API_VERSION)).into();
-        let mut builder = Request::builder().method(method).uri(uri);
+        let mut builder = Request::builder().method(method).uri(self.uri(path));
         if body.is_some() {
             builder = builder.header("Content-Type", "application/json");
         }
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                ClientError::NoDaemon(self.socket.clone())
-            } else {
-                ClientError::Transport(e.to_string())
-            }
-        })?;
+        let response = self.send(request).await?;
         let status = response.status();
+        if !status.is_success() {
+            return Err(Self::api_error(response).await);
+        }
         let bytes = response
             .into_body()
             .collect()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?
             .to_bytes();
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| {
-                    v.get("message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                message,
-            });
-        }
         Ok((status, bytes))
     }
 
@@ -126,41 +143,16 @@ impl ApiClient {
         path: &str,
         mut on_chunk: impl FnMut(&[u8]),
     ) -> Result<(), ClientError> {
-        let uri: hyper::Uri =
-            hyperlocal::Uri::new(&self.socket, &format!("/v{}{path}", super::API_VERSION)).into();
         let request = Request::builder()
             .method(method)
-            .uri(uri)
+            .uri(self.uri(path))
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                ClientError::NoDaemon(self.socket.clone())
-            } else {
-                ClientError::Transport(e.to_string())
-            }
-        })?;
-        let status = response.status();
-        let mut body = response.into_body();
-        if !status.is_success() {
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| {
-                    v.get("message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                message,
-            });
+        let response = self.send(request).await?;
+        if !response.status().is_success() {
+            return Err(Self::api_error(response).await);
         }
+        let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
             if let Some(data) = frame.data_ref() {
@@ -175,39 +167,16 @@ impl ApiClient {
         &self,
         path: &str,
     ) -> Result<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>, ClientError> {
-        let uri: hyper::Uri =
-            hyperlocal::Uri::new(&self.socket, &format!("/v{}{path}", super::API_VERSION)).into();
         let request = Request::builder()
             .method(Method::POST)
-            .uri(uri)
+            .uri(self.uri(path))
             .header("Connection", "Upgrade")
             .header("Upgrade", "tcp")
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                ClientError::NoDaemon(self.socket.clone())
-            } else {
-                ClientError::Transport(e.to_string())
-            }
-        })?;
+        let response = self.send(request).await?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let status = response.status().as_u16();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| {
-                    v.get("message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api { status, message });
+            return Err(Self::api_error(response).await);
         }
         let upgraded = hyper::upgrade::on(response)
             .await

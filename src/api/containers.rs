@@ -200,18 +200,24 @@ pub async fn attach<B: Backend>(
             tracing::debug!("attach ended: {e}");
         }
     });
+    Ok(switching_protocols(tty))
+}
+
+/// The answer that hands the connection over to a raw stream (attach, exec): raw bytes for a
+/// terminal, multiplexed frames otherwise.
+pub fn switching_protocols(tty: bool) -> Response {
     let content_type = if tty {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "tcp")
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::empty())
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// Shuttle bytes between the upgraded client connection and the helper's attach socket.

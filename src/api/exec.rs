@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -90,18 +90,7 @@ pub async fn start<B: Backend>(
             }
         }
     });
-    let content_type = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::empty())
-        .unwrap_or_default())
+    Ok(super::containers::switching_protocols(tty))
 }
 
 /// Client bytes to the process's stdin; its stdout/stderr back (framed unless a terminal).

@@ -258,7 +258,7 @@ where
             let _ = to_container.shutdown().await;
         });
     }
-    let mut pending: Vec<u8> = Vec::new();
+    let mut demux = Demux::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = from_container.read(&mut buf).await.unwrap_or(0);
@@ -271,20 +271,7 @@ where
             let _ = out.flush();
             continue;
         }
-        pending.extend_from_slice(&buf[..n]);
-        while pending.len() >= 8 {
-            let len = u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]]) as usize;
-            if pending.len() < 8 + len {
-                break;
-            }
-            let payload = &pending[8..8 + len];
-            let _ = match pending[0] {
-                2 => std::io::stderr().write_all(payload),
-                _ => std::io::stdout().write_all(payload),
-            };
-            pending.drain(..8 + len);
-        }
-        let _ = std::io::stdout().flush();
+        demux.feed(&buf[..n]);
     }
     Ok(())
 }
@@ -307,27 +294,37 @@ async fn follow_logs(
     if let Some(tail) = tail {
         path.push_str(&format!("&tail={}", url_escape(tail)));
     }
-    let mut pending: Vec<u8> = Vec::new();
+    let mut demux = Demux::default();
     client
-        .stream(hyper::Method::GET, &path, |chunk| {
-            pending.extend_from_slice(chunk);
-            while pending.len() >= 8 {
-                let len =
-                    u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]]) as usize;
-                if pending.len() < 8 + len {
-                    break;
-                }
-                let payload = &pending[8..8 + len];
-                let _ = match pending[0] {
-                    2 => std::io::stderr().write_all(payload),
-                    _ => std::io::stdout().write_all(payload),
-                };
-                pending.drain(..8 + len);
-            }
-            let _ = std::io::stdout().flush();
-        })
+        .stream(hyper::Method::GET, &path, |chunk| demux.feed(chunk))
         .await?;
     Ok(())
+}
+
+/// Docker's multiplexed stream onto our stdout and stderr: frames of
+/// `[stream, 0, 0, 0, len u32 BE] + bytes`, which may arrive split across reads.
+#[derive(Default)]
+struct Demux {
+    pending: Vec<u8>,
+}
+
+impl Demux {
+    fn feed(&mut self, chunk: &[u8]) {
+        self.pending.extend_from_slice(chunk);
+        while self.pending.len() >= 8 {
+            let p = &self.pending;
+            let len = u32::from_be_bytes([p[4], p[5], p[6], p[7]]) as usize;
+            if p.len() < 8 + len {
+                break;
+            }
+            let _ = match p[0] {
+                2 => std::io::stderr().write_all(&p[8..8 + len]),
+                _ => std::io::stdout().write_all(&p[8..8 + len]),
+            };
+            self.pending.drain(..8 + len);
+        }
+        let _ = std::io::stdout().flush();
+    }
 }
 
 #[derive(Debug, Args)]
