@@ -2,65 +2,20 @@
 //! real docker CLI against it, and a graceful stop.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const SWARM: &str = env!("CARGO_BIN_EXE_swarm");
+mod common;
 
-/// A daemon with its own data dir, exec root and socket; killed on drop.
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
+use common::SWARM;
+use common::daemon::{Daemon, spawn, wait_for_socket};
+
+trait Curl {
+    fn curl(&self, args: &[&str]) -> String;
 }
 
-impl Daemon {
-    fn start(name: &str) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("swarm-test-{name}-"))
-            .tempdir()
-            .unwrap();
-        let socket = dir.path().join("run/swarm.sock");
-        let child = spawn_daemon(dir.path(), &socket);
-        wait_for_socket(&socket);
-        Daemon {
-            child: Some(child),
-            socket,
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    fn swarm(&self, args: &[&str]) -> Output {
-        Command::new(SWARM)
-            .arg("-H")
-            .arg(self.host())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        let out = Command::new("docker")
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self._dir.path().join("docker-config"))
-            .args(args)
-            .output()
-            .expect("the docker CLI is installed on this machine");
-        eprintln!(
-            "$ docker {} -> {:?}\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
+impl Curl for Daemon {
+    /// curl over the daemon's socket, with the response headers.
     fn curl(&self, args: &[&str]) -> String {
         let out = Command::new("curl")
             .args(["-s", "-i", "--unix-socket"])
@@ -69,42 +24,6 @@ impl Daemon {
             .output()
             .expect("curl");
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
-    Command::new(SWARM)
-        .arg("daemon")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--exec-root")
-        .arg(dir.join("run"))
-        .arg("--socket")
-        .arg(socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_for_socket(socket: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "daemon never listened on {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -215,9 +134,9 @@ fn t80_one_daemon_per_socket_a_stale_socket_is_replaced_and_sigterm_stops_cleanl
     let second = Command::new(SWARM)
         .arg("daemon")
         .arg("--data-dir")
-        .arg(d._dir.path().join("data2"))
+        .arg(d.dir.path().join("data2"))
         .arg("--exec-root")
-        .arg(d._dir.path().join("run2"))
+        .arg(d.dir.path().join("run2"))
         .arg("--socket")
         .arg(&d.socket)
         .output()
@@ -247,7 +166,7 @@ fn t80_one_daemon_per_socket_a_stale_socket_is_replaced_and_sigterm_stops_cleanl
     let _stale = std::os::unix::net::UnixListener::bind(&d.socket).unwrap();
     drop(_stale);
     assert!(d.socket.exists());
-    d.child = Some(spawn_daemon(d._dir.path(), &d.socket));
+    d.child = Some(spawn(d.dir.path(), &d.socket));
     wait_for_socket(&d.socket);
     assert!(d.swarm(&["info"]).status.success());
 }

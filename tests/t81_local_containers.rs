@@ -4,148 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SWARM: &str = env!("CARGO_BIN_EXE_swarm");
-
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(name: &str) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("swarm-test-{name}-"))
-            .tempdir()
-            .unwrap();
-        let socket = dir.path().join("run/swarm.sock");
-        let child = Command::new(SWARM)
-            .arg("daemon")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("run"))
-            .arg("--socket")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon {
-            child: Some(child),
-            socket,
-            dir,
-        }
-    }
-
-    fn swarm(&self, args: &[&str]) -> Output {
-        let out = Command::new(SWARM)
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ swarm {} -> {:?}\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.swarm(args);
-        assert!(out.status.success(), "swarm {args:?} failed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Import the busybox fixture as `busybox:test`.
-    fn import_busybox(&self) {
-        let tarball = self.dir.path().join("rootfs.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(common::fixture_rootfs())
-            .arg("-cf")
-            .arg(&tarball)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.ok(&[
-            "image",
-            "import",
-            tarball.to_str().unwrap(),
-            "busybox:test",
-            "--change",
-            "CMD [\"sh\"]",
-            "--change",
-            "ENV GREETING=from-image",
-        ]);
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Containers outlive the daemon by design: remove them through it first.
-        let _ = Command::new(SWARM)
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(["ps", "-a", "-q"])
-            .output()
-            .map(|out| {
-                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new(SWARM)
-                        .arg("-H")
-                        .arg(format!("unix://{}", self.socket.display()))
-                        .args(["rm", "-f", id])
-                        .output();
-                }
-            });
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let runtime_root = self.dir.path().join("run/runtime");
-        if let Ok(out) = Command::new(SWARM)
-            .args(["runtime", "--root"])
-            .arg(&runtime_root)
-            .args(["list", "-q"])
-            .output()
-        {
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new(SWARM)
-                    .args(["runtime", "--root"])
-                    .arg(&runtime_root)
-                    .args(["delete", "--force", id])
-                    .output();
-            }
-        }
-    }
-}
-
-fn no_runtime_leftovers(dir: &Path) {
-    let root = dir.join("run/runtime");
-    let left: Vec<_> = std::fs::read_dir(&root)
-        .map(|e| {
-            e.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "runtime state left: {left:?}");
-}
+use common::SWARM;
+use common::daemon::Daemon;
 
 #[test]
 fn t81_run_an_imported_image_with_dockers_flags() {
@@ -170,7 +33,7 @@ fn t81_run_an_imported_image_with_dockers_flags() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
     assert!(d.ok(&["ps", "-a", "-q"]).trim().is_empty());
-    no_runtime_leftovers(d.dir.path());
+    d.assert_no_runtime_leftovers();
 
     eprintln!("--- image config and flags: env, workdir, user by name, hostname, read-only");
     let out = d.ok(&[
@@ -240,7 +103,7 @@ fn t81_run_an_imported_image_with_dockers_flags() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Minimum memory limit"));
     let out = d.swarm(&["run", "--rm", "-v", "relative:/x", "busybox:test", "true"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid volume specification"));
-    no_runtime_leftovers(d.dir.path());
+    d.assert_no_runtime_leftovers();
 }
 
 #[test]
@@ -316,7 +179,7 @@ fn t81_detached_containers_logs_limits_stop_and_rm() {
         "200",
     ]);
     assert!(out.contains("errno=EAGAIN"), "{out}");
-    no_runtime_leftovers(d.dir.path());
+    d.assert_no_runtime_leftovers();
 }
 
 #[test]
@@ -432,7 +295,7 @@ fn t81_interactive_and_terminal_containers() {
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("inside-42"));
     assert!(d.ok(&["ps", "-a", "-q"]).trim().is_empty());
-    no_runtime_leftovers(d.dir.path());
+    d.assert_no_runtime_leftovers();
 }
 
 #[test]
@@ -504,5 +367,5 @@ fn t81_exec_in_a_running_container() {
     let out = d.swarm(&["exec", "box", "true"]);
     assert!(!out.status.success());
     d.ok(&["rm", "box"]);
-    no_runtime_leftovers(d.dir.path());
+    d.assert_no_runtime_leftovers();
 }

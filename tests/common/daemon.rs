@@ -1,0 +1,183 @@
+//! A real `swarm daemon` for tests: its own data dir, exec root and socket in a temp dir.
+//! On drop it removes its containers through the API, kills the daemon, and force-deletes
+//! whatever runtime containers are left (containers outlive the daemon by design).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::SWARM;
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start(name: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("swarm-test-{name}-"))
+            .tempdir()
+            .unwrap();
+        let socket = dir.path().join("run/swarm.sock");
+        let child = spawn(dir.path(), &socket);
+        wait_for_socket(&socket);
+        Daemon {
+            child: Some(child),
+            socket,
+            dir,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// `swarm -H <socket> ARGS`, logged.
+    pub fn swarm(&self, args: &[&str]) -> Output {
+        let out = Command::new(SWARM)
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ swarm {} -> {:?}\n{}{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Run and expect success; return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.swarm(args);
+        assert!(out.status.success(), "swarm {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The real docker CLI against this daemon, logged.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .output()
+            .expect("the docker CLI is installed on this machine");
+        eprintln!(
+            "$ docker {} -> {:?}\n{}{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Import the busybox fixture as `busybox:test` (CMD sh, one ENV).
+    pub fn import_busybox(&self) {
+        let tarball = self.dir.path().join("rootfs.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(super::fixture_rootfs())
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.ok(&[
+            "image",
+            "import",
+            tarball.to_str().unwrap(),
+            "busybox:test",
+            "--change",
+            "CMD [\"sh\"]",
+            "--change",
+            "ENV GREETING=from-image",
+        ]);
+    }
+
+    /// Nothing of any container is left in the runtime's state.
+    pub fn assert_no_runtime_leftovers(&self) {
+        let root = self.dir.path().join("run/runtime");
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .map(|e| {
+                e.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "runtime state left: {left:?}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new(SWARM)
+            .arg("-H")
+            .arg(self.host())
+            .args(["ps", "-a", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new(SWARM)
+                    .arg("-H")
+                    .arg(self.host())
+                    .args(["rm", "-f", id])
+                    .output();
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let runtime_root = self.dir.path().join("run/runtime");
+        if let Ok(out) = Command::new(SWARM)
+            .args(["runtime", "--root"])
+            .arg(&runtime_root)
+            .args(["list", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new(SWARM)
+                    .args(["runtime", "--root"])
+                    .arg(&runtime_root)
+                    .args(["delete", "--force", id])
+                    .output();
+            }
+        }
+    }
+}
+
+/// Start a daemon on `socket` with its state under `dir`.
+pub fn spawn(dir: &Path, socket: &Path) -> Child {
+    Command::new(SWARM)
+        .arg("daemon")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("run"))
+        .arg("--socket")
+        .arg(socket)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+pub fn wait_for_socket(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "daemon never listened on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
