@@ -558,6 +558,21 @@ impl<'s> Ingest<'s> {
             .insert(self.temps[index].digest.clone(), index);
     }
 
+    /// Take over a file in the blob directory whose content the caller has verified against
+    /// `digest` and `size` while writing it (a registry download): it is renamed to a temp
+    /// file of this ingest and committed with it, or deleted with it.
+    pub(crate) fn adopt_verified(&mut self, path: &Path, digest: &Digest, size: u64) -> Result<()> {
+        let temp = self.store.blobs_dir().join(temp_name());
+        fs::rename(path, &temp).context(|| format!("adopt {}", path.display()))?;
+        self.temps.push(TempBlob {
+            path: temp,
+            digest: digest.clone(),
+            size,
+        });
+        self.verified.insert(digest.clone(), self.temps.len() - 1);
+        Ok(())
+    }
+
     /// Is the blob in the store or verified in this ingest?
     pub fn has(&self, digest: &Digest) -> bool {
         self.verified.contains_key(digest) || self.store.has_blob(digest)
