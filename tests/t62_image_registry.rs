@@ -133,6 +133,13 @@ enum Fault {
 }
 
 #[derive(Debug, Clone)]
+struct BearerAuth {
+    user: String,
+    password: String,
+    token: String,
+}
+
+#[derive(Debug, Clone)]
 struct Logged {
     method: String,
     path: String,
@@ -141,6 +148,9 @@ struct Logged {
 
 struct ProxyState {
     upstream: SocketAddr,
+    /// When set, the proxy is a token-auth registry: `/v2/…` needs `Bearer <token>`, which
+    /// `/token` hands out for Basic (user, password).
+    bearer: Mutex<Option<BearerAuth>>,
     http: Client<HttpConnector, Full<Bytes>>,
     log: Mutex<Vec<Logged>>,
     fault: Mutex<Fault>,
@@ -164,6 +174,7 @@ impl Proxy {
             http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             log: Mutex::new(Vec::new()),
             fault: Mutex::new(Fault::None),
+            bearer: Mutex::new(None),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -182,6 +193,10 @@ impl Proxy {
 
     fn set_fault(&self, fault: Fault) {
         *self.state.fault.lock().unwrap() = fault;
+    }
+
+    fn require_bearer(&self, auth: BearerAuth) {
+        *self.state.bearer.lock().unwrap() = Some(auth);
     }
 
     fn requests(&self) -> Vec<Logged> {
@@ -229,6 +244,49 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     });
+    let bearer = state.bearer.lock().unwrap().clone();
+    if let Some(auth) = bearer {
+        let authorization = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if parts.uri.path() == "/token" {
+            let basic = format!(
+                "Basic {}",
+                base64(format!("{}:{}", auth.user, auth.password).as_bytes())
+            );
+            let query = parts.uri.query().unwrap_or("");
+            let asked_scope = query.contains("scope=repository%3Atoken%2Fapp%3A");
+            if authorization != basic || !query.contains("service=test-registry") || !asked_scope {
+                return Response::builder().status(401).body(Body::empty()).unwrap();
+            }
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::from(format!(
+                    r#"{{"access_token":"{}"}}"#,
+                    auth.token
+                )))
+                .unwrap();
+        }
+        if authorization != format!("Bearer {}", auth.token) {
+            let challenge = format!(
+                r#"Bearer realm="http://{}/token",service="test-registry",scope="repository:token/app:pull,push""#,
+                parts
+                    .headers
+                    .get("host")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+            );
+            return Response::builder()
+                .status(401)
+                .header("www-authenticate", challenge)
+                .body(Body::empty())
+                .unwrap();
+        }
+    }
     let is_blob_get =
         parts.method == hyper::Method::GET && blob_digest_of(parts.uri.path()).is_some();
     if is_blob_get && !path_and_query.starts_with(STORAGE_PREFIX) {
@@ -280,6 +338,27 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         _ => {}
     }
     response.body(Body::from(bytes)).unwrap()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 // --- images --------------------------------------------------------------------------------
@@ -630,6 +709,73 @@ async fn t30_htpasswd_registry_refuses_wrong_credentials() {
     assert_eq!(pulled.manifest_digest, image.manifest_digest());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t35_bearer_token_flow() {
+    init_tracing();
+    let tmp = scratch("reg-bearer");
+    let registry = Registry::start(&[]);
+    let proxy = Proxy::start(registry.addr).await;
+    proxy.require_bearer(BearerAuth {
+        user: "bob".into(),
+        password: "hunter2".into(),
+        token: "tok-123".into(),
+    });
+    let image = test_image(7);
+    let source = ImageStore::open(tmp.path().join("source")).unwrap();
+    let name = format!("{}/token/app:1", proxy.host());
+    image.store(&source, &[&name]);
+    let creds = |password: &str| Some(("bob".to_string(), password.to_string()));
+
+    info!("--- the token endpoint refuses a wrong password and anonymous requests");
+    let e = source
+        .push(
+            &name,
+            &PushOptions {
+                insecure: true,
+                credentials: creds("bad"),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("unauthorized: incorrect username or password"),
+        "{e}"
+    );
+    let e = source.push(&name, &push_options()).await.unwrap_err();
+    assert!(matches!(e, ImageError::Unauthorized { .. }), "{e}");
+
+    info!("--- 401 → token (Basic, service, scope) → retry with Bearer: push and pull work");
+    source
+        .push(
+            &name,
+            &PushOptions {
+                insecure: true,
+                credentials: creds("hunter2"),
+            },
+        )
+        .await
+        .unwrap();
+    let target = ImageStore::open(tmp.path().join("target")).unwrap();
+    let pulled = target
+        .pull(
+            &name,
+            &PullOptions {
+                credentials: creds("hunter2"),
+                ..insecure()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest_digest());
+    let token_requests = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/token")
+        .count();
+    assert!(token_requests >= 2, "one token per client at least");
+}
+
 // --- t40: interrupted pull ----------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -726,8 +872,15 @@ async fn t40_pull_cut_mid_layer_resumes_with_a_range_request() {
         result = target.pull(&via_proxy, &options) => panic!("pull finished first: {result:?}"),
     }
     assert!(names(&target).iter().all(|n| !n.contains("two")));
+    assert!(!target.has_blob(&big2));
+    let partial2 = target
+        .root()
+        .join(format!("blobs/sha256/.partial-{}", big2.hex()));
+    assert!(std::fs::metadata(&partial2).unwrap().len() > 0);
     let pulled = target.pull(&via_proxy, &insecure()).await.unwrap();
     assert_eq!(pulled.manifest_digest, image2.manifest_digest());
+    let resumed = pulled.fetched.iter().find(|f| f.digest == big2).unwrap();
+    assert!(resumed.resumed_from > 0, "{resumed:?}");
     assert_eq!(
         std::fs::read(target.blob_path(&big2)).unwrap(),
         image2.layers[0].blob
