@@ -126,6 +126,12 @@ enum Fault {
         digest: Digest,
         after: usize,
     },
+    /// Send the first `after` bytes of this blob's body, then nothing, keeping the
+    /// connection open (once).
+    Stall {
+        digest: Digest,
+        after: usize,
+    },
     /// Flip one byte in the middle of this blob's body (every time).
     FlipByte {
         digest: Digest,
@@ -331,6 +337,16 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             let chunks = futures::stream::iter([Ok(head)]).chain(futures::stream::once(cut));
             return response.body(Body::from_stream(chunks)).unwrap();
         }
+        Fault::Stall { digest: d, after } if is_blob_get && digest.as_ref() == Some(&d) => {
+            *state.fault.lock().unwrap() = Fault::None;
+            let head = Bytes::copy_from_slice(&bytes[..after.min(bytes.len())]);
+            let never = async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Err(std::io::Error::other("the test ended"))
+            };
+            let chunks = futures::stream::iter([Ok(head)]).chain(futures::stream::once(never));
+            return response.body(Body::from_stream(chunks)).unwrap();
+        }
         Fault::FlipByte { digest: d } if is_blob_get && digest.as_ref() == Some(&d) => {
             let middle = bytes.len() / 2;
             bytes[middle] ^= 0x20;
@@ -407,7 +423,7 @@ fn insecure() -> PullOptions {
 fn push_options() -> PushOptions {
     PushOptions {
         insecure: true,
-        credentials: None,
+        ..PushOptions::default()
     }
 }
 
@@ -663,6 +679,7 @@ async fn t30_htpasswd_registry_refuses_wrong_credentials() {
     let with = |user: &str, password: &str| PushOptions {
         insecure: true,
         credentials: Some((user.into(), password.into())),
+        ..PushOptions::default()
     };
 
     info!("--- anonymous and wrong passwords are unauthorized");
@@ -733,6 +750,7 @@ async fn t35_bearer_token_flow() {
             &PushOptions {
                 insecure: true,
                 credentials: creds("bad"),
+                ..PushOptions::default()
             },
         )
         .await
@@ -752,6 +770,7 @@ async fn t35_bearer_token_flow() {
             &PushOptions {
                 insecure: true,
                 credentials: creds("hunter2"),
+                ..PushOptions::default()
             },
         )
         .await
@@ -885,6 +904,61 @@ async fn t40_pull_cut_mid_layer_resumes_with_a_range_request() {
         std::fs::read(target.blob_path(&big2)).unwrap(),
         image2.layers[0].blob
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t45_stalled_blob_times_out_and_resumes() {
+    init_tracing();
+    let tmp = scratch("reg-stall");
+    let registry = Registry::start(&[]);
+    let proxy = Proxy::start(registry.addr).await;
+    let image = test_image(8);
+    let source = ImageStore::open(tmp.path().join("source")).unwrap();
+    let pushed_name = format!("{}/stall/app:1", registry.host());
+    image.store(&source, &[&pushed_name]);
+    source.push(&pushed_name, &push_options()).await.unwrap();
+
+    info!("--- the big layer stalls after 50 KiB; the pull gives up after the I/O timeout");
+    let big = Digest::of(&image.layers[0].blob);
+    proxy.set_fault(Fault::Stall {
+        digest: big.clone(),
+        after: 50 << 10,
+    });
+    let target = ImageStore::open(tmp.path().join("target")).unwrap();
+    let name = format!("{}/stall/app:1", proxy.host());
+    let options = PullOptions {
+        io_timeout: Duration::from_millis(700),
+        ..insecure()
+    };
+    let started = std::time::Instant::now();
+    let e = target.pull(&name, &options).await.unwrap_err();
+    assert!(e.to_string().contains("no data for"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(names(&target).is_empty());
+
+    info!("--- the next pull resumes the layer");
+    let pulled = target.pull(&name, &options).await.unwrap();
+    let resumed = pulled.fetched.iter().find(|f| f.digest == big).unwrap();
+    assert!(resumed.resumed_from > 0, "{resumed:?}");
+    assert_eq!(
+        std::fs::read(target.blob_path(&big)).unwrap(),
+        image.layers[0].blob
+    );
+
+    info!("--- a layer over the store's limit is refused before any download");
+    let small = ImageStore::open(tmp.path().join("small"))
+        .unwrap()
+        .with_limits(swarm::image::Limits {
+            layer_bytes: 1000,
+            ..swarm::image::Limits::default()
+        });
+    proxy.clear_log();
+    let e = small.pull(&name, &insecure()).await.unwrap_err();
+    assert!(
+        e.to_string().starts_with("layer exceeds limit: layer size"),
+        "{e}"
+    );
+    assert!(proxy.requests().iter().all(|r| !r.path.contains("/blobs/")));
 }
 
 // --- t50: corruption -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use http_body_util::combinators::BoxBody;
@@ -36,6 +37,8 @@ use crate::image::store::{
 const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 /// Redirects followed for one request (registries send blobs to storage, once).
 const MAX_REDIRECTS: usize = 5;
+/// How long a request may wait for an answer's head, or a body for its next bytes.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of an error or token answer we read.
 const SMALL_BODY_MAX: usize = 64 << 10;
 
@@ -64,6 +67,7 @@ pub struct RegistryClient {
     registry: String,
     credentials: Option<(String, String)>,
     authorization: Mutex<Option<String>>,
+    io_timeout: Duration,
 }
 
 /// Is `host` (with or without `:port`, IPv6 in brackets) a loopback name or address?
@@ -102,7 +106,30 @@ impl RegistryClient {
             registry: domain.to_string(),
             credentials,
             authorization: Mutex::new(None),
+            io_timeout: DEFAULT_IO_TIMEOUT,
         })
+    }
+
+    /// The same client with another bound on waiting for an answer or for body bytes.
+    pub fn with_io_timeout(mut self, io_timeout: Duration) -> RegistryClient {
+        self.io_timeout = io_timeout;
+        self
+    }
+
+    pub fn io_timeout(&self) -> Duration {
+        self.io_timeout
+    }
+
+    /// `http.request` bounded by the I/O timeout, errors with their causes.
+    async fn request(&self, request: Request<Body>) -> Result<Response<Incoming>> {
+        let what = format!("{} {}", request.method(), request.uri());
+        match tokio::time::timeout(self.io_timeout, self.http.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(self.registry_error(format!("{what}: {}", error_chain(&e)))),
+            Err(_) => {
+                Err(self.registry_error(format!("{what}: no answer within {:?}", self.io_timeout)))
+            }
+        }
     }
 
     pub fn registry(&self) -> &str {
@@ -189,10 +216,7 @@ impl RegistryClient {
         let mut answered_challenge = false;
         loop {
             let request = self.build(&method, url, headers, payload, true).await?;
-            let response =
-                self.http.request(request).await.map_err(|e| {
-                    self.registry_error(format!("{method} {url}: {}", error_chain(&e)))
-                })?;
+            let response = self.request(request).await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -247,9 +271,7 @@ impl RegistryClient {
                 let request = request
                     .body(Empty::new().map_err(|never| match never {}).boxed())
                     .map_err(|e| self.registry_error(format!("bad token URL {url}: {e}")))?;
-                let response = self.http.request(request).await.map_err(|e| {
-                    self.registry_error(format!("token request to {url}: {}", error_chain(&e)))
-                })?;
+                let response = self.request(request).await?;
                 let status = response.status();
                 let body = read_small(response).await.unwrap_or_default();
                 if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -317,9 +339,13 @@ impl RegistryClient {
             .await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
+            let separator = if reference.starts_with(Digest::PREFIX) {
+                '@'
+            } else {
+                ':'
+            };
             return Err(ImageError::ManifestUnknown {
-                reference: format!("{}/{name}:{reference}", self.registry)
-                    .replace(":sha256:", "@sha256:"),
+                reference: format!("{}/{name}{separator}{reference}", self.registry),
             });
         }
         if !status.is_success() {

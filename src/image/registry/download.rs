@@ -131,7 +131,14 @@ pub(crate) async fn fetch_blob(
         .await
         .map_err(io_err)?;
     let mut body = response.into_body();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = match tokio::time::timeout(client.io_timeout(), body.frame()).await {
+            Ok(next) => next.map(|frame| frame.map_err(|e| error_chain(&e))),
+            Err(_) => Some(Err(format!("no data for {:?}", client.io_timeout()))),
+        };
+        let Some(frame) = next else {
+            break;
+        };
         let frame = match frame {
             Ok(frame) => frame,
             Err(e) => {
@@ -139,10 +146,7 @@ pub(crate) async fn fetch_blob(
                 let _ = file.flush().await;
                 return Err(ImageError::Registry {
                     registry: client.registry().to_string(),
-                    message: format!(
-                        "blob {digest} interrupted after {len} of {size} bytes: {}",
-                        error_chain(&e)
-                    ),
+                    message: format!("blob {digest} interrupted after {len} of {size} bytes: {e}"),
                 });
             }
         };

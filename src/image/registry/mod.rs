@@ -34,6 +34,7 @@ pub mod download;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
@@ -102,6 +103,9 @@ pub struct PullOptions {
     pub progress: Option<Progress>,
     /// Blobs downloaded at once.
     pub max_concurrent_downloads: usize,
+    /// How long to wait for an answer, or for the next bytes of a body, before giving up
+    /// (the partial download is kept).
+    pub io_timeout: Duration,
 }
 
 impl Default for PullOptions {
@@ -112,6 +116,7 @@ impl Default for PullOptions {
             platform: Platform::host(),
             progress: None,
             max_concurrent_downloads: 3,
+            io_timeout: client::DEFAULT_IO_TIMEOUT,
         }
     }
 }
@@ -123,15 +128,28 @@ impl fmt::Debug for PullOptions {
             .field("user", &self.credentials.as_ref().map(|(u, _)| u))
             .field("platform", &self.platform)
             .field("max_concurrent_downloads", &self.max_concurrent_downloads)
+            .field("io_timeout", &self.io_timeout)
             .finish_non_exhaustive()
     }
 }
 
 /// How to push.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct PushOptions {
     pub insecure: bool,
     pub credentials: Option<(String, String)>,
+    /// How long to wait for an answer before giving up.
+    pub io_timeout: Duration,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            insecure: false,
+            credentials: None,
+            io_timeout: client::DEFAULT_IO_TIMEOUT,
+        }
+    }
 }
 
 impl fmt::Debug for PushOptions {
@@ -139,6 +157,7 @@ impl fmt::Debug for PushOptions {
         f.debug_struct("PushOptions")
             .field("insecure", &self.insecure)
             .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("io_timeout", &self.io_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -210,7 +229,8 @@ impl ImageStore {
             &reference.domain,
             options.insecure,
             options.credentials.clone(),
-        )?;
+        )?
+        .with_io_timeout(options.io_timeout);
         let name = reference.path.as_str();
         let wanted = match (&reference.digest, &reference.tag) {
             (Some(digest), _) => digest.to_string(),
@@ -264,9 +284,23 @@ impl ImageStore {
             .context(|| format!("parse manifest {manifest_digest}"))?;
         let config_digest = Digest::from_oci(manifest.config().digest())?;
         let mut blobs: Vec<(Digest, u64)> = vec![(config_digest.clone(), manifest.config().size())];
+        if manifest.config().size() > self.limits.json_bytes {
+            return Err(ImageError::limit(format!(
+                "JSON document size (config {config_digest} is {} bytes, over {})",
+                manifest.config().size(),
+                self.limits.json_bytes
+            )));
+        }
         let mut seen: BTreeSet<Digest> = BTreeSet::from([config_digest.clone()]);
         for layer in manifest.layers() {
             let digest = Digest::from_oci(layer.digest())?;
+            if layer.size() > self.limits.layer_bytes {
+                return Err(ImageError::limit(format!(
+                    "layer size ({digest} is {} bytes, over {})",
+                    layer.size(),
+                    self.limits.layer_bytes
+                )));
+            }
             if seen.insert(digest.clone()) {
                 blobs.push((digest, layer.size()));
             }
@@ -347,7 +381,8 @@ impl ImageStore {
             &target.domain,
             options.insecure,
             options.credentials.clone(),
-        )?;
+        )?
+        .with_io_timeout(options.io_timeout);
         let store = self.clone();
         let lookup = reference.to_string();
         let (content_lock, image, manifest_bytes) = blocking(move || {
