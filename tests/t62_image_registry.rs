@@ -663,6 +663,59 @@ async fn t20_index_pull_picks_the_host_platform() {
         .unwrap_err();
     assert!(matches!(e, ImageError::NoMatchingPlatform { .. }), "{e}");
     assert!(e.to_string().contains("linux/s390x"), "{e}");
+
+    info!("--- the same image under Docker's media types: a v2 manifest and a manifest list");
+    let mut docker_manifest: serde_json::Value =
+        serde_json::from_slice(&host_image.manifest).unwrap();
+    docker_manifest["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json".into();
+    docker_manifest["config"]["mediaType"] =
+        "application/vnd.docker.container.image.v1+json".into();
+    for layer in docker_manifest["layers"].as_array_mut().unwrap() {
+        let gzipped = layer["mediaType"].as_str().unwrap().ends_with("+gzip");
+        layer["mediaType"] = if gzipped {
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        } else {
+            "application/vnd.docker.image.rootfs.diff.tar"
+        }
+        .into();
+    }
+    let docker_manifest = serde_json::to_vec(&docker_manifest).unwrap();
+    let docker_digest = client
+        .put_manifest(
+            "multi/app",
+            "docker",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            &docker_manifest,
+        )
+        .await
+        .unwrap();
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [{
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": docker_digest.to_string(), "size": docker_manifest.len(),
+            "platform": {"architecture": Platform::host().architecture, "os": "linux"},
+        }],
+    }))
+    .unwrap();
+    client
+        .put_manifest(
+            "multi/app",
+            "dockerlist",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            &list,
+        )
+        .await
+        .unwrap();
+    let docker_store = ImageStore::open(tmp.path().join("docker")).unwrap();
+    let list_name = format!("{}/multi/app:dockerlist", registry.host());
+    let pulled = docker_store.pull(&list_name, &insecure()).await.unwrap();
+    assert_eq!(pulled.manifest_digest, docker_digest);
+    assert_eq!(pulled.id, host_image.id());
+    let inspect = docker_store.inspect(&list_name).unwrap();
+    assert_eq!(inspect.manifest_digest, docker_digest.to_string());
+    assert_eq!(inspect.root_fs.layers.len(), 3);
 }
 
 // --- t30: auth -----------------------------------------------------------------------------------
