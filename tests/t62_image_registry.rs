@@ -960,6 +960,41 @@ async fn t40_pull_cut_mid_layer_resumes_with_a_range_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t42_concurrent_pulls_of_one_image_share_each_download() {
+    init_tracing();
+    let tmp = scratch("reg-concurrent");
+    let registry = Registry::start(&[]);
+    let proxy = Proxy::start(registry.addr).await;
+    let image = test_image(9);
+    let source = ImageStore::open(tmp.path().join("source")).unwrap();
+    let pushed_name = format!("{}/both/app:1", registry.host());
+    image.store(&source, &[&pushed_name]);
+    source.push(&pushed_name, &push_options()).await.unwrap();
+
+    info!("--- four pulls of the same image into one store at once");
+    let target = ImageStore::open(tmp.path().join("target")).unwrap();
+    let name = format!("{}/both/app:1", proxy.host());
+    let options = insecure();
+    let pulls = (0..4).map(|_| target.pull(&name, &options));
+    let results = futures::future::join_all(pulls).await;
+    for result in results {
+        assert_eq!(result.unwrap().manifest_digest, image.manifest_digest());
+    }
+    for (digest, bytes) in image.blobs() {
+        assert_eq!(std::fs::read(target.blob_path(&digest)).unwrap(), bytes);
+        if digest != image.manifest_digest() {
+            assert_eq!(
+                proxy.blob_fetches(&digest).len(),
+                1,
+                "{digest} fetched once"
+            );
+        }
+    }
+    assert!(partials(&target).is_empty(), "{:?}", partials(&target));
+    assert_eq!(names(&target), vec![format!("{}/both/app:1", proxy.host())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t45_stalled_blob_times_out_and_resumes() {
     init_tracing();
     let tmp = scratch("reg-stall");

@@ -8,11 +8,16 @@
 //! the whole file; a partial that turns out longer than promised, or complete with the wrong
 //! digest, is deleted so the next pull starts clean.
 
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::StatusCode;
 use hyper::header::CONTENT_RANGE;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,6 +27,8 @@ use crate::image::digest::Digest;
 use crate::image::error::{ImageError, Result};
 
 pub(crate) const PARTIAL_PREFIX: &str = ".partial-";
+/// How often a pull waiting for another pull's download of the same blob looks again.
+const LOCK_POLL: Duration = Duration::from_millis(50);
 
 /// What a download did, for tests and progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +75,48 @@ async fn remove(path: &Path) {
     let _ = tokio::fs::remove_file(path).await;
 }
 
+/// Lock the partial file of a blob against other pulls (in this process or another) for
+/// the time of one download, so two pulls sharing a layer never write one file at once: the
+/// second waits, then finds the blob complete. Returns `None` when the blob is in the store
+/// by then. The lock is never held while waiting for another, so pulls cannot deadlock.
+async fn lock_partial(path: &Path, blob: &Path) -> Result<Option<Flock<File>>> {
+    let io_err = |e| ImageError::io(format!("lock {}", path.display()), e);
+    loop {
+        if blob.is_file() {
+            return Ok(None);
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o644)
+            .open(path)
+            .map_err(io_err)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                // The holder before us may have committed the file (renamed or removed its
+                // name): ours must still be the file at `path`.
+                let ours = lock.metadata().map_err(io_err)?.ino();
+                if std::fs::metadata(path).is_ok_and(|m| m.ino() == ours) {
+                    if blob.is_file() {
+                        let _ = std::fs::remove_file(path);
+                        return Ok(None);
+                    }
+                    return Ok(Some(lock));
+                }
+            }
+            Err((_, Errno::EWOULDBLOCK)) => tokio::time::sleep(LOCK_POLL).await,
+            Err((_, errno)) => {
+                return Err(ImageError::sys(format!("flock {}", path.display()), errno));
+            }
+        }
+    }
+}
+
 /// Download `digest` (`size` bytes) of repository `name` into its partial file; on success
-/// the file holds exactly the blob. Returns where it is and what was fetched.
+/// the file holds exactly the blob. Returns where it is and what was fetched, or `None` when
+/// another pull put the blob in the store meanwhile.
 pub(crate) async fn fetch_blob(
     client: &RegistryClient,
     name: &str,
@@ -77,8 +124,11 @@ pub(crate) async fn fetch_blob(
     digest: &Digest,
     size: u64,
     progress: Option<&Progress>,
-) -> Result<(PathBuf, Fetched)> {
+) -> Result<Option<(PathBuf, Fetched)>> {
     let path = partial_path(blobs_dir, digest);
+    let Some(_lock) = lock_partial(&path, &blobs_dir.join(digest.hex())).await? else {
+        return Ok(None);
+    };
     let (mut hasher, mut len) = resume_state(&path, size).await?;
     let resumed_from = len;
     let report = |done: u64| {
@@ -89,7 +139,7 @@ pub(crate) async fn fetch_blob(
     if len == size {
         if Digest::from_hasher(hasher.clone()) == *digest {
             report(size);
-            return Ok((path, fetched(digest, size, resumed_from)));
+            return Ok(Some((path, fetched(digest, size, resumed_from))));
         }
         // A complete file with the wrong content: start again.
         remove(&path).await;
@@ -184,7 +234,7 @@ pub(crate) async fn fetch_blob(
             digest: digest.to_string(),
         });
     }
-    Ok((path, fetched(digest, size, resumed_from)))
+    Ok(Some((path, fetched(digest, size, resumed_from))))
 }
 
 fn fetched(digest: &Digest, size: u64, resumed_from: u64) -> Fetched {

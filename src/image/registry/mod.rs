@@ -9,7 +9,7 @@
 //!   ├─ config + layers the store lacks, 3 at once:       POST blobs/uploads/ → Location
 //!   │    download.rs → .partial-<hex> (Range resume,     PUT Location?digest=<d> (the file)
 //!   │    digest + size checked while streaming)        PUT manifests/<tag> (exact bytes)
-//!   └─ Ingest: adopt partials, put manifest, commit name
+//!   └─ Ingest: link partials in, put manifest, commit name
 //! ```
 //!
 //!   client.rs   HTTP (hyper, plain HTTP only), 401 → Basic or Bearer token, redirects
@@ -19,7 +19,9 @@
 //! Invariants: nothing becomes visible in the store before it is verified; a pull that fails
 //! or is interrupted commits nothing, and leaves complete, verified downloads (and the
 //! partial of the blob it was in) as `.partial-<hex>` files that the next pull reuses without
-//! fetching them again and a prune removes. The content lock is held (shared) for the whole
+//! fetching them again and a prune removes. Pulls sharing a blob (in one process or several)
+//! take turns on the partial's flock: one downloads, the others then find it complete and
+//! hard-link it into their own ingest, so each blob crosses the network once. The content lock is held (shared) for the whole
 //! pull or push, so no prune deletes a blob or partial under it.
 //!
 //! TLS: none. This build speaks plain HTTP to registries given as insecure and to loopback
@@ -316,28 +318,29 @@ impl ImageStore {
         let blobs_dir = self.blobs_dir();
         // Every download runs to its end even when another fails, so whatever can complete
         // is kept for the next pull; the first error is reported.
-        let results: Vec<Result<(std::path::PathBuf, Fetched)>> = futures::stream::iter(missing)
-            .map(|(digest, size)| {
-                let client = &client;
-                let blobs_dir = &blobs_dir;
-                async move {
-                    download::fetch_blob(
-                        client,
-                        name,
-                        blobs_dir,
-                        &digest,
-                        size,
-                        options.progress.as_ref(),
-                    )
-                    .await
-                }
-            })
-            .buffer_unordered(options.max_concurrent_downloads.max(1))
-            .collect()
-            .await;
+        let results: Vec<Result<Option<(std::path::PathBuf, Fetched)>>> =
+            futures::stream::iter(missing)
+                .map(|(digest, size)| {
+                    let client = &client;
+                    let blobs_dir = &blobs_dir;
+                    async move {
+                        download::fetch_blob(
+                            client,
+                            name,
+                            blobs_dir,
+                            &digest,
+                            size,
+                            options.progress.as_ref(),
+                        )
+                        .await
+                    }
+                })
+                .buffer_unordered(options.max_concurrent_downloads.max(1))
+                .collect()
+                .await;
         let mut downloaded = Vec::new();
         for result in results {
-            downloaded.push(result?);
+            downloaded.extend(result?);
         }
 
         let store = self.clone();
@@ -359,7 +362,12 @@ impl ImageStore {
                 &manifest_bytes[..],
                 Some((&digest, manifest_bytes.len() as u64)),
             )?;
-            ingest.commit(&[(descriptor, vec![committed_name])])
+            ingest.commit(&[(descriptor, vec![committed_name])])?;
+            // Only now: a concurrent pull may have linked the same partials meanwhile.
+            for (path, _) in &downloaded {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
         })
         .await?;
         drop(content_lock);
