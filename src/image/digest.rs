@@ -26,7 +26,7 @@ impl Digest {
         Digest::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
-    fn from_hasher(hasher: Sha256) -> Digest {
+    pub(crate) fn from_hasher(hasher: Sha256) -> Digest {
         Digest(format!("{}{}", Self::PREFIX, hex(&hasher.finalize())))
     }
 

@@ -40,6 +40,18 @@ pub enum ImageError {
     InvalidImage { what: String, reason: String },
     #[error("invalid --change {change:?}: {reason}")]
     InvalidChange { change: String, reason: String },
+    /// The registry has no manifest under this tag or digest (HTTP 404).
+    #[error("manifest unknown: {reference}")]
+    ManifestUnknown { reference: String },
+    /// The registry refused our credentials, or wants some and we have none.
+    #[error("unauthorized: {reason} (registry {registry})")]
+    Unauthorized { registry: String, reason: String },
+    /// A manifest list or index without a manifest for the platform asked for.
+    #[error("no matching manifest for {platform} in the manifest list entries of {reference}")]
+    NoMatchingPlatform { reference: String, platform: String },
+    /// Talking to a registry failed (connection, unexpected answer, protocol error).
+    #[error("registry {registry}: {message}")]
+    Registry { registry: String, message: String },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("{context}: {source}")]

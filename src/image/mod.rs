@@ -14,6 +14,7 @@
 //!    unpack.rs     the hostile-tar extractor: fd-relative, no symlink followed, whiteouts
 //!    compression.rs gzip / zstd / plain by magic     digest.rs  sha256 while streaming
 //!    reference.rs  docker's name normalisation        config.rs  image config, inspect shapes
+//!    registry/     OCI Distribution client: pull (resumable, verified) and push
 //! ```
 //!
 //! Invariants: nothing becomes visible in the store (a blob under its digest, a name in
@@ -29,6 +30,7 @@ pub mod digest;
 pub mod error;
 pub mod import;
 pub mod reference;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod unpack;

@@ -558,6 +558,29 @@ impl<'s> Ingest<'s> {
             .insert(self.temps[index].digest.clone(), index);
     }
 
+    /// Take in a file of the blob directory whose content the caller verified against
+    /// `digest` and `size` while writing it (a registry download), by a hard link to a temp
+    /// file of this ingest: it is committed with the ingest or deleted with it, and the
+    /// caller's file is untouched (another pull may be taking in the same file). A file gone
+    /// because another pull committed the blob meanwhile is fine.
+    pub(crate) fn adopt_verified(&mut self, path: &Path, digest: &Digest, size: u64) -> Result<()> {
+        let temp = self.store.blobs_dir().join(temp_name());
+        match fs::hard_link(path, &temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.store.has_blob(digest) => {
+                return Ok(());
+            }
+            Err(e) => return Err(ImageError::io(format!("adopt {}", path.display()), e)),
+        }
+        self.temps.push(TempBlob {
+            path: temp,
+            digest: digest.clone(),
+            size,
+        });
+        self.verified.insert(digest.clone(), self.temps.len() - 1);
+        Ok(())
+    }
+
     /// Is the blob in the store or verified in this ingest?
     pub fn has(&self, digest: &Digest) -> bool {
         self.verified.contains_key(digest) || self.store.has_blob(digest)
