@@ -463,7 +463,10 @@ impl Cluster {
                     tokio::time::sleep(self.inner.config.timeouts.retry_interval).await;
                     continue;
                 }
-                Err(Attempt::Retry) => return Err(ClusterError::NoLeader),
+                Err(Attempt::Retry) => {
+                    tracing::debug!(leader = ?self.leader_id(), "no read index before the deadline");
+                    return Err(ClusterError::NoLeader);
+                }
                 Err(Attempt::Fail(e)) => return Err(e),
             };
             let left = deadline.saturating_duration_since(Instant::now());
@@ -472,7 +475,7 @@ impl Cluster {
                 .wait(Some(left))
                 .applied_index_at_least(Some(index), "read barrier")
                 .await
-                .map_err(|_| ClusterError::NoLeader)?;
+                .map_err(|e| ClusterError::Raft(format!("read barrier at {index}: {e}")))?;
             return Ok(self.state());
         }
     }
@@ -482,7 +485,14 @@ impl Cluster {
             let t = self.inner.config.timeouts.propose;
             return match tokio::time::timeout(t, self.inner.raft.ensure_linearizable()).await {
                 Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
-                Ok(Err(_)) | Err(_) => Err(Attempt::Retry),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "read index refused");
+                    Err(Attempt::Retry)
+                }
+                Err(_) => {
+                    tracing::debug!("read index timed out");
+                    Err(Attempt::Retry)
+                }
             };
         }
         match self.ask_leader(&Rpc::ReadIndex).await? {
@@ -499,6 +509,9 @@ impl Cluster {
         let proposal = Proposal::now(command);
         let deadline = Instant::now() + self.inner.config.timeouts.propose;
         loop {
+            if self.inner.stop.is_cancelled() {
+                return Err(ClusterError::Raft("the node is shutting down".into()));
+            }
             match self.try_propose(&proposal, deadline).await {
                 Ok(result) => return Ok(result),
                 Err(Attempt::Retry) if Instant::now() < deadline => {
@@ -516,7 +529,7 @@ impl Cluster {
         deadline: Instant,
     ) -> Result<CommandResult, Attempt> {
         match self.write_locally(proposal.clone(), deadline).await {
-            Err(Attempt::Fail(ClusterError::Raft(_))) | Ok(None) => {}
+            Ok(None) => {}
             Ok(Some(result)) => return Ok(result),
             Err(e) => return Err(e),
         }
@@ -844,18 +857,25 @@ impl Cluster {
             .get_node(&raft_id)
             .is_some();
         if !known {
-            let t = self.inner.config.timeouts.propose;
-            match tokio::time::timeout(
-                t,
-                self.inner
+            // A membership change in flight (say, another manager's promotion) makes
+            // add_learner fail with InProgress: wait for it, within the propose timeout.
+            let deadline = Instant::now() + self.inner.config.timeouts.propose;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let add = self
+                    .inner
                     .raft
-                    .add_learner(raft_id, request.info.clone(), false),
-            )
-            .await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(refused(&e)),
-                Err(_) => return Err(RpcFail::NotLeader),
+                    .add_learner(raft_id, request.info.clone(), false);
+                match tokio::time::timeout(left, add).await {
+                    Ok(Ok(_)) => break,
+                    Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))))
+                        if Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(self.inner.config.timeouts.retry_interval).await;
+                    }
+                    Ok(Err(e)) => return Err(refused(&e)),
+                    Err(_) => return Err(RpcFail::NotLeader),
+                }
             }
         }
         if !state.nodes.contains_key(&node_id) {
@@ -1264,26 +1284,22 @@ impl Cluster {
         let timeouts = self.inner.config.timeouts.clone();
         let mut tick = tokio::time::interval(timeouts.reconcile_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Every node records heartbeats, leader or not: gossip reaches all members, so a
+        // newly elected leader already knows who went silent and does not need to wait a
+        // whole `down_after` to find out. A node never heard from gets a grace period from
+        // the moment it is first considered.
         let mut last_seen: HashMap<PeerId, Instant> = HashMap::new();
-        let mut leading = false;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 Some(peer) = beats.recv() => { last_seen.insert(peer, Instant::now()); }
                 _ = tick.tick() => {
-                    if !self.is_leader() {
-                        leading = false;
-                        continue;
-                    }
-                    let now = Instant::now();
-                    if !leading {
-                        // A new leader gives everyone a full grace period.
-                        leading = true;
-                        for seen in last_seen.values_mut() {
-                            *seen = (*seen).max(now);
+                    if self.is_leader() {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = self.reconcile(&mut last_seen, Instant::now()) => {}
                         }
                     }
-                    self.reconcile(&mut last_seen, now).await;
                 }
             }
         }
