@@ -93,11 +93,13 @@ impl P2pConnection {
         })?;
         let bytes = codec::encode(rpc)
             .map_err(|e| RPCError::Network(NetworkError::new(&WireError::Codec(e))))?;
+        let started = std::time::Instant::now();
         let reply = self
             .client
             .request_raft(peer, bytes)
             .await
             .map_err(transport_error)?;
+        tracing::trace!(target = self.target, took = ?started.elapsed(), "raft rpc round trip");
         codec::decode(&reply)
             .map_err(|e| RPCError::Network(NetworkError::new(&WireError::Codec(e))))
     }
@@ -166,10 +168,12 @@ pub async fn serve(raft: &Raft, bytes: &[u8]) -> Option<Vec<u8>> {
             return None;
         }
     };
+    let started = std::time::Instant::now();
     let reply = match rpc {
         RaftRpc::Append(req) => RaftReply::Append(raft.append_entries(req).await),
         RaftRpc::Vote(req) => RaftReply::Vote(raft.vote(req).await),
         RaftRpc::Snapshot(req) => RaftReply::Snapshot(raft.install_snapshot(req).await),
     };
+    tracing::trace!(took = ?started.elapsed(), "served a raft rpc");
     codec::encode(&reply).ok()
 }

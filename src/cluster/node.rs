@@ -134,6 +134,10 @@ pub enum ClusterError {
     LeaveRefused(String),
     #[error("this node is not a manager; run the command on a manager")]
     NotManager,
+    /// A forwarded write reached the leader but its answer did not come back in time: it
+    /// may or may not have been applied (read the state to find out).
+    #[error("the leader did not answer in time; the change may or may not have been applied: {0}")]
+    OutcomeUnknown(String),
     #[error("cannot join the swarm: {0}")]
     Join(String),
     #[error(transparent)]
@@ -578,6 +582,19 @@ impl Cluster {
         let bytes = codec::encode(rpc).map_err(|e| Attempt::Fail(raft_err(e)))?;
         let reply = match self.inner.p2p.request_rpc(peer, bytes).await {
             Ok(reply) => reply,
+            // Never delivered: safe to try again.
+            Err(e)
+                if e.is_unreachable()
+                    || matches!(e, P2pError::NotMember(_) | P2pError::Refused { .. }) =>
+            {
+                tracing::debug!(error = %e, "forwarding to the leader failed");
+                return Err(Attempt::Retry);
+            }
+            // Delivered, but no answer: a proposal may have been committed, and sending it
+            // again could apply it twice. Reads, joins and leaves are safe to repeat.
+            Err(e) if matches!(rpc, Rpc::Propose(_)) => {
+                return Err(Attempt::Fail(ClusterError::OutcomeUnknown(e.to_string())));
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "forwarding to the leader failed");
                 return Err(Attempt::Retry);
