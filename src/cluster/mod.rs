@@ -15,17 +15,26 @@
 //! * `state`      — `State`, `Command` and the pure `apply`; all cluster rules live here.
 //! * `store`      — the redb log and state-machine stores (openraft storage-v2 traits).
 //! * `config`     — Raft timing and snapshot settings.
+//! * `network`    — openraft's network over `p2p` (`request_raft`), and the inbound side.
+//! * `tokens`     — join tokens (`SWMTKN-1-…`), their hashes, the manager-local file.
+//! * `node`       — the running member: `ClusterNode::start` → `Cluster` handle (init, join,
+//!   propose with forwarding, reads, leave, membership sync, failure detection).
 //!
-//! Layering: this module uses `types` and `codec`; the network that carries Raft RPCs comes
-//! in through openraft's `RaftNetworkFactory`, implemented over `p2p`'s traits by the daemon,
-//! so nothing here imports `p2p`.
+//! Layering: this module uses `p2p`, `types` and `codec`; `p2p` never imports it.
 
 pub mod config;
+pub mod network;
+pub mod node;
 pub mod raft_types;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 pub use config::RaftSettings;
+pub use node::{
+    Cluster, ClusterConfig, ClusterError, ClusterNode, ClusterTimeouts, InitOptions, JoinOptions,
+    docker_node_id, raft_node_id,
+};
 pub use raft_types::{NodeId, NodeInfo, Proposal, Raft, TypeConfig};
 pub use state::{Command, CommandResult, State, apply};
 pub use store::{LogStore, StateMachineStore, StoreError};
