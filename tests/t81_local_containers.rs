@@ -369,3 +369,33 @@ fn t81_exec_in_a_running_container() {
     d.ok(&["rm", "box"]);
     d.assert_no_runtime_leftovers();
 }
+
+#[test]
+fn t81_push_to_and_pull_from_a_registry_then_run() {
+    let d = Daemon::start("pull");
+    d.import_busybox();
+    let registry = common::registry::Registry::start(&[]);
+    let name = format!("{}/busybox:pushed", registry.host());
+
+    eprintln!("--- push: tag, then push to the registry on loopback");
+    d.ok(&["image", "tag", "busybox:test", &name]);
+    let out = d.ok(&["image", "push", &name]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+
+    eprintln!("--- pull into an empty store, then run it");
+    d.ok(&["image", "rm", &name]);
+    d.ok(&["image", "rm", "busybox:test"]);
+    assert!(!d.ok(&["image", "ls"]).contains("busybox"));
+    let out = d.ok(&["image", "pull", &name]);
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+
+    eprintln!("--- an unknown tag is a clear error");
+    let out = d.swarm(&[
+        "image",
+        "pull",
+        &format!("{}/busybox:nope", registry.host()),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest unknown"));
+}

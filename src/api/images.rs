@@ -84,6 +84,7 @@ pub async fn load<B: Backend>(
 pub async fn create<B: Backend>(
     State(backend): State<Arc<B>>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let pairs: Vec<(String, String)> = raw.as_deref().map(url_pairs).unwrap_or_default();
@@ -93,10 +94,17 @@ pub async fn create<B: Backend>(
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
     };
-    if get("fromImage").is_some() {
-        return Err(ApiError::bad_request(
-            "pulling from a registry is not supported yet: use `swarm image load`",
-        ));
+    if let Some(image) = get("fromImage").filter(|i| !i.is_empty()) {
+        let reference = match get("tag").filter(|t| !t.is_empty()) {
+            Some(tag) if tag.starts_with("sha256:") => format!("{image}@{tag}"),
+            Some(tag) => format!("{image}:{tag}"),
+            None => image,
+        };
+        let insecure = matches!(get("insecure").as_deref(), Some("1" | "true"));
+        let progress = backend
+            .image_pull(reference, insecure, registry_auth(&headers))
+            .await?;
+        return Ok(stream_lines(progress));
     }
     if get("fromSrc").as_deref() != Some("-") {
         return Err(ApiError::bad_request(
@@ -151,6 +159,75 @@ pub async fn save<B: Backend>(
         .into_response())
 }
 
+/// `POST /images/{name}/push?tag=…`: progress as JSON lines; a failure is the last line's
+/// `error`, as Docker reports it.
+pub async fn push<B: Backend>(
+    State(backend): State<Arc<B>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let reference = match query.get("tag").filter(|t| !t.is_empty()) {
+        Some(tag) => format!("{name}:{tag}"),
+        None => name,
+    };
+    let insecure = query
+        .get("insecure")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true"));
+    let progress = backend
+        .image_push(reference, insecure, registry_auth(&headers))
+        .await?;
+    Ok(stream_lines(progress))
+}
+
+/// Credentials from `X-Registry-Auth` (base64url JSON `{"username", "password"}`).
+fn registry_auth(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("X-Registry-Auth")?.to_str().ok()?;
+    let json = base64_decode(value)?;
+    let auth: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let user = auth.get("username")?.as_str()?.to_string();
+    let password = auth.get("password")?.as_str()?.to_string();
+    (!user.is_empty()).then_some((user, password))
+}
+
+/// base64, standard or URL-safe, padded or not.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// A channel of JSON lines as a streamed answer.
+fn stream_lines(mut lines: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        lines
+            .poll_recv(cx)
+            .map(|c| c.map(Ok::<Bytes, std::io::Error>))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 pub async fn prune<B: Backend>(State(backend): State<Arc<B>>) -> Result<Response, ApiError> {
     Ok(Json(backend.image_prune().await?).into_response())
 }
@@ -193,6 +270,21 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t10_registry_auth_header() {
+        let mut headers = axum::http::HeaderMap::new();
+        // {"username":"u","password":"p w"} in base64url without padding.
+        headers.insert(
+            "X-Registry-Auth",
+            "eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InAgdyJ9"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(registry_auth(&headers), Some(("u".into(), "p w".into())));
+        headers.insert("X-Registry-Auth", "e30=".parse().unwrap());
+        assert_eq!(registry_auth(&headers), None);
+    }
 
     #[test]
     fn t10_query_pairs_decode_and_repeat() {

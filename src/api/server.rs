@@ -78,6 +78,19 @@ pub trait Backend: Send + Sync + 'static {
         names: Vec<String>,
     ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
     fn image_prune(&self) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    /// Pull from a registry; progress as JSON lines (Docker's pull stream).
+    fn image_pull(
+        &self,
+        reference: String,
+        insecure: bool,
+        credentials: Option<(String, String)>,
+    ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
+    fn image_push(
+        &self,
+        reference: String,
+        insecure: bool,
+        credentials: Option<(String, String)>,
+    ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
     /// A connection to the container's stdio (attach frames, see runtime::attach), and
     /// whether it has a terminal.
     fn container_attach(
@@ -163,13 +176,19 @@ async fn image_post<B: Backend>(
     state: axum::extract::State<Arc<B>>,
     axum::extract::Path(path): axum::extract::Path<String>,
     query: axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    match path.strip_suffix("/tag") {
-        Some(name) => images::tag(state, axum::extract::Path(name.to_string()), query)
+    if let Some(name) = path.strip_suffix("/tag") {
+        return images::tag(state, axum::extract::Path(name.to_string()), query)
             .await
-            .into_response(),
-        None => ApiError::not_found("page not found").into_response(),
+            .into_response();
     }
+    if let Some(name) = path.strip_suffix("/push") {
+        return images::push(state, axum::extract::Path(name.to_string()), query, headers)
+            .await
+            .into_response();
+    }
+    ApiError::not_found("page not found").into_response()
 }
 
 async fn unsupported_version(

@@ -25,6 +25,21 @@ enum ImageCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Pull an image from a registry (OCI Distribution v2), with per-layer progress.
+    Pull {
+        /// Plain HTTP to a registry that is not on loopback.
+        #[arg(long)]
+        insecure: bool,
+        #[arg(short, long)]
+        quiet: bool,
+        image: String,
+    },
+    /// Push an image to a registry.
+    Push {
+        #[arg(long)]
+        insecure: bool,
+        image: String,
+    },
     /// Save images to an archive `docker load` and `swarm image load` accept.
     Save {
         /// Output file (default: stdout).
@@ -123,6 +138,29 @@ pub async fn run(client: &ApiClient, args: ImageArgs) -> Result<i32> {
                 .request(Method::POST, "/images/load", Some(data))
                 .await?;
             print_messages(&body, quiet);
+        }
+        ImageCommand::Pull {
+            insecure,
+            quiet,
+            image,
+        } => {
+            let (repo, tag) = split_tag(&image);
+            let mut path = format!("/images/create?fromImage={}", escape(repo));
+            if let Some(tag) = tag {
+                path.push_str(&format!("&tag={}", escape(tag)));
+            }
+            if insecure {
+                path.push_str("&insecure=1");
+            }
+            return follow_progress(client, Method::POST, &path, quiet).await;
+        }
+        ImageCommand::Push { insecure, image } => {
+            let (repo, tag) = split_tag(&image);
+            let mut path = format!("/images/{repo}/push?insecure={}", u8::from(insecure));
+            if let Some(tag) = tag {
+                path.push_str(&format!("&tag={}", escape(tag)));
+            }
+            return follow_progress(client, Method::POST, &path, false).await;
         }
         ImageCommand::Save { output, images } => {
             let query: Vec<String> = images
@@ -281,6 +319,85 @@ pub async fn run(client: &ApiClient, args: ImageArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Show a pull/push progress stream (JSON lines): a bar per layer, status lines, and the
+/// stream's `error` as the command's failure.
+async fn follow_progress(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    quiet: bool,
+) -> Result<i32> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bars = MultiProgress::with_draw_target(if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let style =
+        ProgressStyle::with_template("{prefix}: {msg:<18} [{bar:30}] {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    let mut layers: std::collections::HashMap<String, ProgressBar> = Default::default();
+    let mut pending = Vec::new();
+    let mut error: Option<String> = None;
+    let mut handle = |line: &[u8]| {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            return;
+        };
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            error = Some(e.to_string());
+            return;
+        }
+        let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        match (
+            v.get("id").and_then(|i| i.as_str()),
+            v.get("progressDetail"),
+        ) {
+            (Some(id), Some(detail)) if detail.get("total").is_some() => {
+                let bar = layers.entry(id.to_string()).or_insert_with(|| {
+                    let bar = bars.add(ProgressBar::new(0));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(id.to_string());
+                    bar
+                });
+                bar.set_length(detail["total"].as_u64().unwrap_or(0));
+                bar.set_position(detail["current"].as_u64().unwrap_or(0));
+                bar.set_message(status.to_string());
+            }
+            _ if !status.is_empty() => {
+                if quiet {
+                    return;
+                }
+                // suspend, not println: on a non-terminal indicatif draws nothing at all.
+                bars.suspend(|| println!("{status}"));
+            }
+            _ => {}
+        }
+    };
+    client
+        .stream(method, path, |chunk| {
+            pending.extend_from_slice(chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                handle(&line);
+            }
+        })
+        .await?;
+    if !pending.is_empty() {
+        handle(&pending);
+    }
+    for bar in layers.values() {
+        bar.finish();
+    }
+    match error {
+        Some(e) => {
+            eprintln!("Error response from daemon: {e}");
+            Ok(1)
+        }
+        None => Ok(0),
+    }
 }
 
 /// `repo:tag` → (repo, Some(tag)); a ':' in a registry port is not a tag.

@@ -321,6 +321,99 @@ impl Backend for Engine {
         Ok(rx)
     }
 
+    async fn image_pull(
+        &self,
+        reference: String,
+        insecure: bool,
+        credentials: Option<(String, String)>,
+    ) -> Result<tokio::sync::mpsc::Receiver<axum::body::Bytes>, ApiError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let line = |v: serde_json::Value| axum::body::Bytes::from(format!("{v}\n"));
+        let progress_tx = tx.clone();
+        let progress: crate::image::registry::Progress = Arc::new(
+            move |digest: &crate::image::Digest, done: u64, total: u64| {
+                let id: String = digest.hex().chars().take(12).collect();
+                let status = if done >= total {
+                    "Download complete"
+                } else {
+                    "Downloading"
+                };
+                let _ = progress_tx.try_send(line(serde_json::json!({
+                    "status": status, "id": id,
+                    "progressDetail": { "current": done, "total": total },
+                })));
+            },
+        );
+        let options = crate::image::registry::PullOptions {
+            insecure,
+            credentials,
+            progress: Some(progress),
+            ..Default::default()
+        };
+        let images = self.images.clone();
+        tokio::spawn(async move {
+            let _ = tx
+                .send(line(
+                    serde_json::json!({ "status": format!("Pulling from {reference}") }),
+                ))
+                .await;
+            let last = match images.pull(&reference, &options).await {
+                Ok(pulled) => serde_json::json!({
+                    "status": format!(
+                        "Digest: {}\nStatus: Downloaded image for {}",
+                        pulled.reference_digest,
+                        crate::image::reference::familiar(&pulled.name)
+                    ),
+                    "id": pulled.id.to_string(),
+                }),
+                Err(e) => serde_json::json!({
+                    "errorDetail": { "message": e.to_string() },
+                    "error": e.to_string(),
+                }),
+            };
+            let _ = tx.send(line(last)).await;
+        });
+        Ok(rx)
+    }
+
+    async fn image_push(
+        &self,
+        reference: String,
+        insecure: bool,
+        credentials: Option<(String, String)>,
+    ) -> Result<tokio::sync::mpsc::Receiver<axum::body::Bytes>, ApiError> {
+        // An unknown image is a 404 before any streaming starts.
+        let check = reference.clone();
+        self.image_op(move |images, _| images.resolve(&check).map(|_| ()))
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let line = |v: serde_json::Value| axum::body::Bytes::from(format!("{v}\n"));
+        let options = crate::image::registry::PushOptions {
+            insecure,
+            credentials,
+            ..Default::default()
+        };
+        let images = self.images.clone();
+        tokio::spawn(async move {
+            let last = match images.push(&reference, &options).await {
+                Ok(pushed) => serde_json::json!({
+                    "status": format!(
+                        "{reference}: digest: {} (uploaded {}, already there {})",
+                        pushed.manifest_digest,
+                        pushed.uploaded.len(),
+                        pushed.skipped.len()
+                    ),
+                }),
+                Err(e) => serde_json::json!({
+                    "errorDetail": { "message": e.to_string() },
+                    "error": e.to_string(),
+                }),
+            };
+            let _ = tx.send(line(last)).await;
+        });
+        Ok(rx)
+    }
+
     async fn image_prune(&self) -> Result<serde_json::Value, ApiError> {
         let report = self
             .image_op(|images, containers| {
