@@ -101,3 +101,30 @@ apt_install() {
     done
     die "could not install: ${missing[*]}"
 }
+
+# sweep_run RUN_ID CGROUP_NAME_GLOB MAXDEPTH WORKDIR — after a benchmark: SIGKILL every
+# process carrying SWARM_BENCH_RUN_ID=RUN_ID in its environment or living in a cgroup whose
+# name matches the glob, remove those cgroups, and lazily unmount anything under WORKDIR.
+sweep_run() {
+    local run_id="$1" glob="$2" depth="$3" work="$4" cgs=() dir pid
+    mapfile -t cgs < <(find /sys/fs/cgroup -mindepth 2 -maxdepth "$depth" -type d -name "$glob" 2>/dev/null)
+    {
+        for dir in /proc/[0-9]*; do
+            grep -qzx -- "SWARM_BENCH_RUN_ID=$run_id" "$dir/environ" 2>/dev/null &&
+                echo "${dir#/proc/}"
+        done
+        if ((${#cgs[@]})); then
+            find "${cgs[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null
+        fi
+    } | sort -un | while read -r pid; do
+        [[ -n "$pid" && "$pid" != "$$" ]] && kill -KILL "$pid" 2>/dev/null
+    done
+    if ((${#cgs[@]})); then
+        sleep 0.3
+        find "${cgs[@]}" -depth -type d -exec rmdir {} \; 2>/dev/null
+    fi
+    findmnt -rn -o TARGET | grep -F -- "$work" | sort -r | while read -r dir; do
+        umount -l "$(printf '%b' "$dir")"
+    done
+    return 0
+}

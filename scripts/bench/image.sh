@@ -131,7 +131,7 @@ stop_pid() {
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
-    local rc=$? id dir pid f cgs=()
+    local rc=$? id f
     set +e
     trap "" INT TERM
     if [[ -n "$SWARM_PID" ]]; then
@@ -148,25 +148,7 @@ cleanup() {
         [[ -e "$id" ]] && timeout 10 runc --root "$WORK/state/runc" delete -f "${id##*/}" >/dev/null 2>&1
     done
     # Anything left (shims, containers): the marker in the environment, or in our cgroups.
-    mapfile -t cgs < <(find /sys/fs/cgroup -mindepth 2 -maxdepth 4 -type d -name "$TAG*" 2>/dev/null)
-    {
-        for dir in /proc/[0-9]*; do
-            grep -qzx -- "SWARM_BENCH_RUN_ID=$SWARM_BENCH_RUN_ID" "$dir/environ" 2>/dev/null &&
-                echo "${dir#/proc/}"
-        done
-        if ((${#cgs[@]})); then
-            find "${cgs[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null
-        fi
-    } | sort -un | while read -r pid; do
-        [[ -n "$pid" && "$pid" != "$$" ]] && kill -KILL "$pid" 2>/dev/null
-    done
-    if ((${#cgs[@]})); then
-        sleep 0.3
-        find "${cgs[@]}" -depth -type d -exec rmdir {} \; 2>/dev/null
-    fi
-    findmnt -rn -o TARGET | grep -F -- "$WORK" | sort -r | while read -r dir; do
-        umount -l "$(printf '%b' "$dir")"
-    done
+    sweep_run "$SWARM_BENCH_RUN_ID" "$TAG*" 4 "$WORK"
     ip netns list 2>/dev/null | grep -qw -- "$NETNS" && ip netns delete "$NETNS"
     if ((USE_DOCKER_STARTED)); then
         for f in "${LEFTOVERS[@]}"; do

@@ -100,7 +100,7 @@ runtime_cmd() { # runtime_cmd NAME -> the runtime's argv prefix with its state r
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
-    local rc=$? rt id cmd pid cgs=() dir
+    local rc=$? rt id cmd dir
     set +e
     trap "" INT TERM # finish cleaning up even when interrupted again
     for rt in runc crun ours; do
@@ -113,25 +113,7 @@ cleanup() {
         done
     done
     # Processes this run started: its marker in their environment, or in its cgroups.
-    mapfile -t cgs < <(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -name "$TAG-*" 2>/dev/null)
-    {
-        for dir in /proc/[0-9]*; do
-            grep -qzx -- "SWARM_BENCH_RUN_ID=$SWARM_BENCH_RUN_ID" "$dir/environ" 2>/dev/null &&
-                echo "${dir#/proc/}"
-        done
-        if ((${#cgs[@]})); then
-            find "${cgs[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null
-        fi
-    } | sort -un | while read -r pid; do
-        [[ -n "$pid" && "$pid" != "$$" ]] && kill -KILL "$pid" 2>/dev/null
-    done
-    if ((${#cgs[@]})); then
-        sleep 0.3
-        find "${cgs[@]}" -depth -type d -exec rmdir {} \; 2>/dev/null
-    fi
-    findmnt -rn -o TARGET | grep -F -- "$WORK" | sort -r | while read -r dir; do
-        umount -l "$(printf '%b' "$dir")"
-    done
+    sweep_run "$SWARM_BENCH_RUN_ID" "$TAG-*" 3 "$WORK"
     rm -rf --one-file-system "$WORK"
     exit "$rc"
 }
@@ -221,7 +203,7 @@ else
     log "helper memory: starting $M detached sleep containers"
     mapfile -d '' -t OURS_CMD < <(runtime_cmd ours)
     swarm_exe="$(readlink -f "$SWARM_BIN")"
-    pss=() rss=()
+    pss=() rss=() helpers=()
     for ((i = 1; i <= M; i++)); do
         id="swarm-bench-mem-$i"
         make_bundle "$WORK/mem/$i" "$TAG-mem-$i" sleep 300
@@ -243,6 +225,11 @@ else
             warn "$id: parent of container pid $pid is pid $helper ($helper_exe), not a swarm helper"
             continue
         fi
+        helpers+=("$helper")
+    done
+    # PSS divides shared pages among the processes mapping them: read it once every helper
+    # runs, or the first helpers are charged for pages the later ones share.
+    for helper in "${helpers[@]}"; do
         pss+=("$(awk '/^Pss:/ {print $2}' "/proc/$helper/smaps_rollup")")
         rss+=("$(awk '/^Rss:/ {print $2}' "/proc/$helper/smaps_rollup")")
     done

@@ -148,6 +148,7 @@ pub fn helper_main(socket: &Path) -> i32 {
     }
     let _ = channel.send(&ShimReport::Created { pid: started.pid });
     drop(channel);
+    sys::release_free_memory();
     let exit = supervise(&config, started, None);
     match state::write_json_atomic(&config.state_dir.join(state::EXIT_FILE), &exit) {
         Ok(()) => 0,
@@ -645,7 +646,9 @@ fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) 
     // Input for the container: a pipe (`-i`) or the pty (a terminal).
     let mut stdin_writer = started.stdin;
     let mut own_stdin_open = proxy;
-    let mut buf = vec![0u8; 64 * 1024];
+    // A pipe delivers at most 64 KiB per read; 16 KiB keeps the helper small at one more
+    // read per burst.
+    let mut buf = vec![0u8; 16 * 1024];
     let mut pty_open = pty.is_some();
     loop {
         let stdin = std::io::stdin();
