@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::SWARM;
+use super::{SWARM, run_logged};
 
 pub struct Daemon {
     pub child: Option<Child>,
@@ -36,21 +36,13 @@ impl Daemon {
 
     /// `swarm -H <socket> ARGS`, logged.
     pub fn swarm(&self, args: &[&str]) -> Output {
-        let out = Command::new(SWARM)
+        let mut command = Command::new(SWARM);
+        command
             .arg("-H")
             .arg(self.host())
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        eprintln!(
-            "$ swarm {} -> {:?}\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+            .stdin(Stdio::null());
+        run_logged(&mut command, &format!("swarm {}", args.join(" ")))
     }
 
     /// Run and expect success; return stdout.
@@ -62,20 +54,12 @@ impl Daemon {
 
     /// The real docker CLI against this daemon, logged.
     pub fn docker(&self, args: &[&str]) -> Output {
-        let out = Command::new("docker")
+        let mut command = Command::new("docker");
+        command
             .env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .args(args)
-            .output()
-            .expect("the docker CLI is installed on this machine");
-        eprintln!(
-            "$ docker {} -> {:?}\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+            .args(args);
+        run_logged(&mut command, &format!("docker {}", args.join(" ")))
     }
 
     /// Import the busybox fixture as `busybox:test` (CMD sh, one ENV).

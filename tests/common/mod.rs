@@ -95,22 +95,14 @@ impl Harness {
 
     /// Run `swarm runtime --root <root> ARGS`.
     pub fn swarm(&self, args: &[&str]) -> Output {
-        let out = Command::new(SWARM)
+        let mut command = Command::new(SWARM);
+        command
             .arg("runtime")
             .arg("--root")
             .arg(self.root())
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run swarm");
-        eprintln!(
-            "$ swarm runtime {} -> {:?}\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+            .stdin(Stdio::null());
+        run_logged(&mut command, &format!("swarm runtime {}", args.join(" ")))
     }
 
     /// Run and expect success; return stdout.
@@ -212,6 +204,18 @@ impl Drop for Harness {
 pub fn cgroup_path(id: &str) -> String {
     let prefix = std::env::var("SWARM_TEST_CGROUP_PREFIX").unwrap_or_else(|_| "swarm-test".into());
     format!("{prefix}-{id}")
+}
+
+/// Run a command, print what it did (shown when a test fails), and return its output.
+pub fn run_logged(command: &mut Command, label: &str) -> Output {
+    let out = command.output().expect(label);
+    eprintln!(
+        "$ {label} -> {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 pub fn write_spec(bundle: &Path, spec: &Spec) {
