@@ -248,10 +248,18 @@ struct JoinAccepted {
 #[derive(Debug, Serialize, Deserialize)]
 enum Rpc {
     Propose(Proposal),
-    Join { peer: String, request: JoinRequest },
-    Leave { node: NodeId },
+    Join {
+        peer: String,
+        request: JoinRequest,
+    },
+    Leave {
+        node: NodeId,
+    },
     ReadIndex,
     GetTokens,
+    /// From the leader to a node it is about to drop from the membership (`node rm`): the
+    /// node will hear nothing more, so it is told.
+    Removed,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -323,6 +331,8 @@ struct Inner {
     /// Failed joins per peer; a std Mutex because nothing awaits while it is held.
     failed_joins: Mutex<FailedJoins>,
     left: AtomicBool,
+    /// The leader said this node was removed from the swarm.
+    removed: AtomicBool,
     stop: CancellationToken,
 }
 
@@ -385,6 +395,7 @@ impl ClusterNode {
                 p2p,
                 failed_joins: Mutex::new(FailedJoins::default()),
                 left: AtomicBool::new(false),
+                removed: AtomicBool::new(false),
                 stop: stop.clone(),
             }),
         };
@@ -623,6 +634,12 @@ impl Cluster {
             Ok(Err(RpcFail::Refused(reason))) => Err(Attempt::Fail(ClusterError::Raft(reason))),
             Err(e) => Err(Attempt::Fail(raft_err(e))),
         }
+    }
+
+    /// True once the managers removed this node (`node rm`): it is no longer in the swarm.
+    pub fn was_removed(&self) -> bool {
+        self.inner.removed.load(Ordering::SeqCst)
+            || self.state().removed_nodes.contains(&self.inner.node_id)
     }
 
     fn check_not_left(&self) -> Result<(), ClusterError> {
@@ -1226,6 +1243,14 @@ impl Cluster {
                 Ok(index) if self.is_leader() => Ok(RpcOk::ReadIndex(index)),
                 _ => Err(RpcFail::NotLeader),
             },
+            Rpc::Removed => {
+                if Some(raft_node_id(&peer)) != self.leader_id() {
+                    return Err(RpcFail::Refused("only the leader removes nodes".into()));
+                }
+                tracing::warn!("the leader removed this node from the swarm");
+                self.inner.removed.store(true, Ordering::SeqCst);
+                Ok(RpcOk::Left)
+            }
             Rpc::GetTokens => {
                 let m = self.metrics();
                 let asker_votes = m
@@ -1446,11 +1471,16 @@ impl Cluster {
                 }
             }
         }
-        // Removed nodes leave the Raft membership (and so the p2p member set).
+        // Removed nodes leave the Raft membership (and so the p2p member set), after being
+        // told so (best effort: a node that is down hears it never).
         for id in &state.removed_nodes {
-            if let Some((raft_id, _, _)) = by_docker_id.get(id)
+            if let Some((raft_id, peer, _)) = by_docker_id.get(id)
                 && !voters.contains(raft_id)
             {
+                if let Ok(bytes) = codec::encode(&Rpc::Removed) {
+                    let tell = self.inner.p2p.request_rpc(*peer, bytes);
+                    let _ = tokio::time::timeout(timeouts.retry_interval * 10, tell).await;
+                }
                 let change = ChangeMembers::RemoveNodes(BTreeSet::from([*raft_id]));
                 let _ = tokio::time::timeout(
                     timeouts.propose,
