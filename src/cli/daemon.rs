@@ -23,6 +23,15 @@ pub struct DaemonArgs {
     /// Address other nodes reach this one at, IP[:PORT].
     #[arg(long)]
     advertise_addr: Option<String>,
+    /// Per-registry TLS files, as Docker's certs.d: DIR/<host:port>/ca.crt (CAs to trust),
+    /// client.cert + client.key (mutual TLS). A loopback registry with a directory here is
+    /// spoken to over HTTPS.
+    #[arg(
+        long,
+        env = "SWARM_CERTS_D",
+        default_value = crate::image::registry::tls::DEFAULT_CERTS_DIR
+    )]
+    registry_certs_dir: PathBuf,
 }
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
@@ -32,6 +41,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
         socket: args.socket,
         listen_addr: args.listen_addr,
         advertise_addr: args.advertise_addr,
+        registry_certs_dir: args.registry_certs_dir,
     })?;
     Ok(0)
 }

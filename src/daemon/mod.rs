@@ -42,6 +42,8 @@ pub struct DaemonConfig {
     /// p2p listen address (used once the cluster lands).
     pub listen_addr: String,
     pub advertise_addr: Option<String>,
+    /// Docker's `certs.d` for registries: `<dir>/<host:port>/ca.crt` and client certificates.
+    pub registry_certs_dir: PathBuf,
 }
 
 /// What the daemon knows and does; the API's [`Backend`].
@@ -347,6 +349,7 @@ impl Backend for Engine {
         let options = crate::image::registry::PullOptions {
             insecure,
             credentials,
+            certs_dir: self.config.registry_certs_dir.clone(),
             progress: Some(progress),
             ..Default::default()
         };
@@ -391,6 +394,7 @@ impl Backend for Engine {
         let options = crate::image::registry::PushOptions {
             insecure,
             credentials,
+            certs_dir: self.config.registry_certs_dir.clone(),
             ..Default::default()
         };
         let images = self.images.clone();
