@@ -2,8 +2,10 @@
 //! into a message on stderr and an exit code.
 
 pub mod container;
+pub mod credentials;
 pub mod daemon;
 pub mod image;
+pub mod login;
 pub mod runtime;
 pub mod system;
 
@@ -48,6 +50,10 @@ pub enum Command {
     Inspect(container::InspectArgs),
     /// Manage images: load, save, import, ls, inspect, rm, tag, prune.
     Image(image::ImageArgs),
+    /// Log in to a registry: the daemon checks the credentials, the CLI keeps them.
+    Login(login::LoginArgs),
+    /// Log out from a registry (forget its credentials).
+    Logout(login::LogoutArgs),
     /// Show the client's and the daemon's versions.
     Version,
     /// Show system-wide information from the daemon.
@@ -141,6 +147,8 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
             Command::Rm(args) => container::rm(&client, args).await,
             Command::Inspect(args) => container::inspect(&client, args).await,
             Command::Info => system::info(&client).await,
+            Command::Login(args) => login::login(&client, args).await,
+            Command::Logout(args) => login::logout(args).await,
             Command::Runtime(_)
             | Command::Daemon(_)
             | Command::Shim { .. }

@@ -418,6 +418,28 @@ impl Backend for Engine {
         Ok(rx)
     }
 
+    async fn registry_login(
+        &self,
+        server: String,
+        credentials: (String, String),
+        insecure: bool,
+    ) -> Result<(), ApiError> {
+        let registry = crate::image::reference::registry_of_server(&server).map_err(image_error)?;
+        let options = crate::image::registry::LoginOptions {
+            insecure,
+            certs_dir: self.config.registry_certs_dir.clone(),
+            ..Default::default()
+        };
+        crate::image::registry::login(&registry, credentials, &options)
+            .await
+            .map_err(|e| match e {
+                ImageError::Unauthorized { .. } => {
+                    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, e.to_string())
+                }
+                e => image_error(e),
+            })
+    }
+
     async fn image_prune(&self) -> Result<serde_json::Value, ApiError> {
         let report = self
             .image_op(|images, containers| {

@@ -340,6 +340,18 @@ impl RegistryClient {
         self.registry_error(format!("{what}: {detail}"))
     }
 
+    /// `GET /v2/` through the challenge flow: does the registry take our credentials?
+    /// (docker's login check; a registry that asks for none takes any.)
+    pub async fn check_login(&self) -> Result<()> {
+        let url = self.url("/v2/");
+        let response = self.send(Method::GET, &url, &[], &Payload::Empty).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.unexpected("GET /v2/", response).await)
+        }
+    }
+
     /// GET a manifest (tag or digest) with every media type we read. Returns its bytes (at
     /// most `max`) and the Content-Type. 404 is `ManifestUnknown`.
     pub async fn get_manifest(

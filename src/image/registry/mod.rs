@@ -172,6 +172,43 @@ impl fmt::Debug for PushOptions {
     }
 }
 
+/// How to check a login.
+#[derive(Clone)]
+pub struct LoginOptions {
+    pub insecure: bool,
+    pub certs_dir: PathBuf,
+    pub io_timeout: Duration,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        LoginOptions {
+            insecure: false,
+            certs_dir: PathBuf::from(tls::DEFAULT_CERTS_DIR),
+            io_timeout: client::DEFAULT_IO_TIMEOUT,
+        }
+    }
+}
+
+/// Check `(user, password)` against `registry` (`host:port`, `docker.io`) the way `docker
+/// login` does: `GET /v2/` answered through the registry's challenge. Nothing is stored; an
+/// error says why the registry refused (`unauthorized: incorrect username or password`).
+pub async fn login(
+    registry: &str,
+    credentials: (String, String),
+    options: &LoginOptions,
+) -> Result<()> {
+    RegistryClient::new(
+        registry,
+        options.insecure,
+        Some(credentials),
+        &options.certs_dir,
+    )?
+    .with_io_timeout(options.io_timeout)
+    .check_login()
+    .await
+}
+
 /// What a pull brought in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PulledImage {
