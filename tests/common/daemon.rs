@@ -12,22 +12,46 @@ pub struct Daemon {
     pub child: Option<Child>,
     pub socket: PathBuf,
     pub dir: tempfile::TempDir,
+    /// Extra `swarm daemon` arguments, kept for a restart.
+    args: Vec<String>,
 }
 
 impl Daemon {
     pub fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, &[])
+    }
+
+    /// A daemon with extra `swarm daemon` arguments.
+    pub fn start_with(name: &str, args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix(&format!("swarm-test-{name}-"))
             .tempdir()
             .unwrap();
         let socket = dir.path().join("run/swarm.sock");
-        let child = spawn(dir.path(), &socket);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn_with(dir.path(), &socket, &args);
         wait_for_socket(&socket);
         Daemon {
             child: Some(child),
             socket,
             dir,
+            args,
         }
+    }
+
+    /// SIGKILL the daemon, as a crash or a power cut would stop it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the daemon again on the same state (after `kill`).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Some(spawn_with(self.dir.path(), &self.socket, &self.args));
+        wait_for_socket(&self.socket);
     }
 
     pub fn host(&self) -> String {
@@ -141,6 +165,11 @@ impl Drop for Daemon {
 
 /// Start a daemon on `socket` with its state under `dir`.
 pub fn spawn(dir: &Path, socket: &Path) -> Child {
+    spawn_with(dir, socket, &[])
+}
+
+/// [`spawn`] with extra `swarm daemon` arguments.
+pub fn spawn_with(dir: &Path, socket: &Path, args: &[String]) -> Child {
     Command::new(SWARM)
         .arg("daemon")
         .arg("--data-dir")
@@ -149,6 +178,7 @@ pub fn spawn(dir: &Path, socket: &Path) -> Child {
         .arg(dir.join("run"))
         .arg("--socket")
         .arg(socket)
+        .args(args)
         .stdout(Stdio::null())
         .spawn()
         .unwrap()

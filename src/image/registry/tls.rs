@@ -154,12 +154,7 @@ pub fn explain(
 ) -> Option<String> {
     let mut current = Some(error);
     while let Some(e) = current {
-        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(tls) = tls {
+        if let Some(tls) = rustls_error(e) {
             let ca = certs_dir.join(registry).join("ca.crt");
             return Some(match tls {
                 rustls::Error::InvalidCertificate(why) => format!(
@@ -179,9 +174,41 @@ pub fn explain(
     None
 }
 
+/// The rustls error `e` is, or wraps: hyper-rustls wraps tokio-rustls' `io::Error` (which
+/// wraps the rustls error) in another `io::Error`, and `io::Error::source` skips the error
+/// it wraps, so the layers are peeled with `get_ref`.
+fn rustls_error<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    for _ in 0..8 {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner: &(dyn std::error::Error + 'static) =
+            e.downcast_ref::<std::io::Error>()?.get_ref()?;
+        e = inner;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t10_tls_errors_are_found_under_io_errors() {
+        let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let wrapped =
+            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, cert));
+        let message = explain(&wrapped, Path::new("/certs.d"), "r:5000").unwrap();
+        assert!(
+            message.starts_with("certificate verify failed: UnknownIssuer"),
+            "{message}"
+        );
+        assert!(message.contains("/certs.d/r:5000/ca.crt"), "{message}");
+        assert_eq!(
+            explain(&std::io::Error::other("x"), Path::new("/c"), "r"),
+            None
+        );
+    }
 
     #[test]
     fn t10_scheme_per_registry() {
