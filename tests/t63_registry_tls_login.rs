@@ -497,6 +497,17 @@ fn t10_login_checks_stores_and_sends_credentials_then_logout_forgets_them() {
     assert!(out.contains("authentication required"), "{out}");
     let out = cli.ok(&["logout", &server]);
     assert_eq!(out, format!("Not logged in to {server}\n"));
+
+    eprintln!("--- the docker CLI's login goes through the same check");
+    let out = d.docker(&["login", &server, "-u", "alice", "-p", "wrong-pass"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("incorrect username or password"),
+        "{}",
+        text(&out)
+    );
+    let out = d.docker(&["login", &server, "-u", "alice", "-p", "s3cret-pass"]);
+    assert!(text(&out).contains("Login Succeeded"), "{}", text(&out));
 }
 
 // --- t20: TLS -------------------------------------------------------------------------------
