@@ -296,7 +296,7 @@ fn t82_docker_cli_drives_swarm_mode() {
     assert!(refused.contains("participating as a manager"), "{refused}");
 
     eprintln!("--- a restarted manager resumes from disk with the same identity");
-    d2.kill9();
+    d2.kill();
     drop(d2);
     let mut d1 = d1;
     d1.restart();

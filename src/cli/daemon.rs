@@ -44,6 +44,15 @@ pub struct DaemonArgs {
     /// A write (including waiting for a leader) gives up after this, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     propose_timeout_ms: u64,
+    /// Per-registry TLS files, as Docker's certs.d: DIR/<host:port>/ca.crt (CAs to trust),
+    /// client.cert + client.key (mutual TLS). A loopback registry with a directory here is
+    /// spoken to over HTTPS.
+    #[arg(
+        long,
+        env = "SWARM_CERTS_D",
+        default_value = crate::image::registry::tls::DEFAULT_CERTS_DIR
+    )]
+    registry_certs_dir: PathBuf,
 }
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
@@ -83,6 +92,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
         exec_root: args.exec_root,
         socket: args.socket,
         swarm,
+        registry_certs_dir: args.registry_certs_dir,
     })?;
     Ok(0)
 }

@@ -18,28 +18,29 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(name: &str) -> Daemon {
-        Daemon::start_with(name, &[])
+        Daemon::start_with::<&str>(name, &[])
     }
 
     /// A daemon with extra `swarm daemon` flags (listen address, timing, …).
-    pub fn start_with(name: &str, args: &[String]) -> Daemon {
+    pub fn start_with<S: AsRef<str>>(name: &str, args: &[S]) -> Daemon {
+        let args: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
         let dir = tempfile::Builder::new()
             .prefix(&format!("swarm-test-{name}-"))
             .tempdir()
             .unwrap();
         let socket = dir.path().join("run/swarm.sock");
-        let child = spawn_with(dir.path(), &socket, args);
+        let child = spawn_with(dir.path(), &socket, &args);
         wait_for_socket(&socket);
         Daemon {
             child: Some(child),
             socket,
             dir,
-            args: args.to_vec(),
+            args,
         }
     }
 
-    /// kill -9 the daemon (its containers and state stay).
-    pub fn kill9(&mut self) {
+    /// SIGKILL the daemon, as a crash would stop it (its containers and state stay).
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -48,7 +49,7 @@ impl Daemon {
 
     /// Start the daemon again on the same state.
     pub fn restart(&mut self) {
-        self.kill9();
+        self.kill();
         let _ = std::fs::remove_file(&self.socket);
         self.child = Some(spawn_with(self.dir.path(), &self.socket, &self.args));
         wait_for_socket(&self.socket);
