@@ -29,11 +29,12 @@ pub struct DaemonArgs {
     #[arg(long)]
     advertise_addr: Option<String>,
     /// Raft leader heartbeat, in milliseconds (also the timeout of one Raft RPC).
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     raft_heartbeat_ms: u64,
-    /// A follower stands for election after a random silence between this and twice this,
-    /// in milliseconds. Must exceed the Raft heartbeat.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(20..=600_000))]
+    /// Election timeout, in milliseconds: a follower that hears no leader stands for
+    /// election after a random 1–1.5 times this, on top of the old leader's lease (1.5 times
+    /// this). Must exceed the Raft heartbeat.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(20..=600_000))]
     raft_election_ms: u64,
     /// Every node publishes a liveness heartbeat this often, in milliseconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=60_000))]
@@ -77,7 +78,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
         raft: RaftSettings {
             heartbeat_interval: ms(args.raft_heartbeat_ms),
             election_timeout_min: ms(args.raft_election_ms),
-            election_timeout_max: ms(args.raft_election_ms * 2),
+            election_timeout_max: ms(args.raft_election_ms * 3 / 2),
             ..Default::default()
         },
         timeouts: ClusterTimeouts {

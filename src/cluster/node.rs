@@ -55,6 +55,11 @@ use crate::types::{
     NodeState, Reachability, SwarmSpec,
 };
 
+/// How long past the old leader's lease a follower waits before standing for election
+/// after the leader's connection closed (covers the spread between followers' clocks of
+/// the last heartbeat).
+const LEASE_MARGIN: Duration = Duration::from_millis(50);
+
 /// Files in the data dir.
 pub const KEY_FILE: &str = "node.key";
 pub const STORE_FILE: &str = "raft.redb";
@@ -1197,9 +1202,77 @@ impl Cluster {
                         Inbound::Gossip { topic: Topic::Membership, source, .. } => {
                             let _ = beats.try_send(source);
                         }
+                        Inbound::PeerDisconnected { peer } => {
+                            handlers.spawn(self.clone().on_peer_lost(peer));
+                        }
                         _ => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// Fast failover. A crashed leader's sockets close at once, so its followers learn of
+    /// the crash long before Raft's timers would (openraft waits out the old leader's lease,
+    /// `election_timeout_max`, plus an election timeout). Once that lease is over on every
+    /// follower — it started at the last heartbeat, before the connection closed — and the
+    /// leader has not come back (p2p redials members on its own), the lowest-ID voter that
+    /// is still connected stands for election at once; the others wait, so the vote does not
+    /// split. A leader cut off by the network rather than crashed keeps its connections
+    /// until they time out: there Raft's own timers still decide.
+    async fn on_peer_lost(self, peer: PeerId) {
+        let lost = raft_node_id(&peer);
+        let m = self.metrics();
+        let me = self.inner.raft_id;
+        if lost == me || m.current_leader != Some(lost) {
+            return;
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == me)
+        {
+            return;
+        }
+        let lease = self.inner.config.raft.election_timeout_max + LEASE_MARGIN;
+        tokio::select! {
+            _ = self.inner.stop.cancelled() => return,
+            _ = tokio::time::sleep(lease) => {}
+        }
+        let m = self.metrics();
+        if m.current_leader != Some(lost) {
+            return; // another node already leads
+        }
+        let Ok(members) = self.inner.p2p.members().await else {
+            return;
+        };
+        let connected: BTreeSet<String> = members
+            .iter()
+            .filter(|x| x.connected)
+            .map(|x| x.peer.to_string())
+            .collect();
+        if connected.contains(&peer.to_string()) {
+            return; // it came back: not a crash
+        }
+        let membership = m.membership_config.membership();
+        let candidate = membership
+            .voter_ids()
+            .filter(|id| *id != lost)
+            .filter(|id| {
+                *id == me
+                    || membership
+                        .get_node(id)
+                        .is_some_and(|n| connected.contains(&n.peer_id))
+            })
+            .min();
+        if candidate == Some(me) {
+            tracing::info!(
+                leader = lost,
+                "the leader's connection closed and it did not come back: standing for election"
+            );
+            if let Err(e) = self.inner.raft.trigger().elect().await {
+                tracing::warn!(error = %e, "cannot start an election");
             }
         }
     }
