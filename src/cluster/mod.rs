@@ -36,5 +36,5 @@ pub use node::{
     docker_node_id, raft_node_id,
 };
 pub use raft_types::{NodeId, NodeInfo, Proposal, Raft, TypeConfig};
-pub use state::{Command, CommandResult, State, apply};
+pub use state::{Command, CommandResult, State, TaskChange, apply};
 pub use store::{LogStore, StateMachineStore, StoreError};

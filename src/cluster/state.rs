@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::types::service::{RawJson, Service, ServiceSpec, Task, TaskState, TaskStatus};
 use crate::types::{
     ClusterInfo, CommandError, ManagerStatus, Node, NodeDescription, NodeRole, NodeSpec, NodeState,
     NodeStatus, Reachability, SwarmSpec, Timestamp, TlsInfo, Version,
@@ -43,6 +44,10 @@ pub struct State {
     /// IDs of removed nodes: such a node may not come back under the same identity (it must
     /// join afresh, with a new ID), as in Docker.
     pub removed_nodes: BTreeSet<String>,
+    /// By service ID.
+    pub services: BTreeMap<String, Service>,
+    /// By task ID: every task of every service, history included.
+    pub tasks: BTreeMap<String, Task>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +141,40 @@ pub enum Command {
     UpdateCluster { version: u64, spec: SwarmSpec },
     /// `swarm join-token --rotate`: the old token stops working.
     RotateJoinToken { role: NodeRole, new_hash: String },
+    /// `service create`: the spec exactly as the client sent it (validated here too).
+    CreateService { id: String, spec: RawJson },
+    /// `service update` (and scale): the whole spec, at the version the caller read.
+    UpdateService {
+        id: String,
+        version: u64,
+        spec: RawJson,
+    },
+    /// `service rm`: the service goes; its tasks are told to go (desired state `remove`)
+    /// and are forgotten once they have stopped.
+    RemoveService { id: String },
+    /// The orchestrator's new tasks.
+    CreateTasks { tasks: Vec<Task> },
+    /// The orchestrator's and scheduler's changes to tasks, in one batch. Changes to tasks
+    /// that are gone are skipped; a status never moves backwards.
+    UpdateTasks { changes: Vec<TaskChange> },
+    /// An agent's batched status reports for the tasks on its node.
+    ReportTaskStatus {
+        node: String,
+        reports: Vec<(String, TaskStatus)>,
+    },
+    /// The orchestrator forgets tasks (history beyond the retention limit, tasks of removed
+    /// services that have stopped).
+    RemoveTasks { ids: Vec<String> },
+}
+
+/// One change to one task; `None` leaves the field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskChange {
+    pub id: String,
+    pub node_id: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub desired_state: Option<TaskState>,
+    pub attempt: Option<u64>,
 }
 
 impl Command {
@@ -150,6 +189,13 @@ impl Command {
             Command::SetManagerStatus { .. } => "set-manager-status",
             Command::UpdateCluster { .. } => "update-cluster",
             Command::RotateJoinToken { .. } => "rotate-join-token",
+            Command::CreateService { .. } => "create-service",
+            Command::UpdateService { .. } => "update-service",
+            Command::RemoveService { .. } => "remove-service",
+            Command::CreateTasks { .. } => "create-tasks",
+            Command::UpdateTasks { .. } => "update-tasks",
+            Command::ReportTaskStatus { .. } => "report-task-status",
+            Command::RemoveTasks { .. } => "remove-tasks",
         }
     }
 }
@@ -181,6 +227,15 @@ impl State {
 
     fn cluster_mut(&mut self) -> Result<&mut Cluster, CommandError> {
         self.cluster.as_mut().ok_or(CommandError::NotInitialized)
+    }
+
+    /// The service with this `Spec.Name`.
+    pub fn service_named(&self, name: &str) -> Option<&Service> {
+        self.services.values().find(|s| {
+            ServiceSpec::from_raw(&s.spec)
+                .map(|spec| spec.name == name)
+                .unwrap_or(false)
+        })
     }
 
     fn require_cluster(&self) -> Result<&Cluster, CommandError> {
@@ -408,6 +463,193 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                 now,
             );
             Ok(version)
+        }
+
+        Command::CreateService { id, spec } => {
+            state.require_cluster()?;
+            require_non_empty("service ID", id)?;
+            let parsed = ServiceSpec::from_raw(spec).map_err(CommandError::InvalidSpec)?;
+            if state.services.contains_key(id) {
+                return Err(CommandError::InvalidArgument(format!(
+                    "service ID {id} is taken"
+                )));
+            }
+            if state.service_named(&parsed.name).is_some() {
+                return Err(CommandError::ServiceExists { name: parsed.name });
+            }
+            let version = state.next_index();
+            state.services.insert(
+                id.clone(),
+                Service {
+                    id: id.clone(),
+                    version,
+                    created_at: now,
+                    updated_at: now,
+                    spec: spec.clone(),
+                    previous_spec: None,
+                    spec_version: 1,
+                },
+            );
+            Ok(version)
+        }
+
+        Command::UpdateService {
+            id,
+            version: read,
+            spec,
+        } => {
+            state.require_cluster()?;
+            let parsed = ServiceSpec::from_raw(spec).map_err(CommandError::InvalidSpec)?;
+            let service = state
+                .services
+                .get(id)
+                .ok_or_else(|| CommandError::ServiceNotFound { id: id.clone() })?;
+            if service.version.index != *read {
+                return Err(CommandError::OutOfSequence);
+            }
+            let old = ServiceSpec::from_raw(&service.spec).map(|s| s.name).ok();
+            if old.as_deref().is_some_and(|n| n != parsed.name) {
+                return Err(CommandError::InvalidSpec(
+                    "renaming services is not supported".into(),
+                ));
+            }
+            let version = state.next_index();
+            let service = state.services.get_mut(id).expect("checked above");
+            service.previous_spec = Some(std::mem::replace(&mut service.spec, spec.clone()));
+            service.spec_version += 1;
+            touch(&mut service.version, &mut service.updated_at, version, now);
+            Ok(version)
+        }
+
+        Command::RemoveService { id } => {
+            state.require_cluster()?;
+            if !state.services.contains_key(id) {
+                return Err(CommandError::ServiceNotFound { id: id.clone() });
+            }
+            let version = state.next_index();
+            state.services.remove(id);
+            for task in state.tasks.values_mut().filter(|t| &t.service_id == id) {
+                if task.desired_state != TaskState::Remove {
+                    task.desired_state = TaskState::Remove;
+                    touch(&mut task.version, &mut task.updated_at, version, now);
+                }
+            }
+            Ok(version)
+        }
+
+        Command::CreateTasks { tasks } => {
+            state.require_cluster()?;
+            for task in tasks {
+                require_non_empty("task ID", &task.id)?;
+                if state.tasks.contains_key(&task.id) {
+                    return Err(CommandError::InvalidArgument(format!(
+                        "task ID {} is taken",
+                        task.id
+                    )));
+                }
+                if !state.services.contains_key(&task.service_id) {
+                    return Err(CommandError::ServiceNotFound {
+                        id: task.service_id.clone(),
+                    });
+                }
+            }
+            if tasks.is_empty() {
+                return Ok(state.current());
+            }
+            let version = state.next_index();
+            for task in tasks {
+                let mut task = task.clone();
+                task.version = version;
+                task.created_at = now;
+                task.updated_at = now;
+                if task.status.timestamp == Timestamp::default() {
+                    task.status.timestamp = now;
+                }
+                state.tasks.insert(task.id.clone(), task);
+            }
+            Ok(version)
+        }
+
+        Command::UpdateTasks { changes } => {
+            state.require_cluster()?;
+            let changed: Vec<&TaskChange> = changes
+                .iter()
+                .filter(|c| state.tasks.get(&c.id).is_some_and(|t| c.changes(t)))
+                .collect();
+            if changed.is_empty() {
+                return Ok(state.current());
+            }
+            let version = state.next_index();
+            for change in changed {
+                if let Some(task) = state.tasks.get_mut(&change.id) {
+                    change.apply_to(task);
+                    touch(&mut task.version, &mut task.updated_at, version, now);
+                }
+            }
+            Ok(version)
+        }
+
+        Command::ReportTaskStatus { node, reports } => {
+            state.require_cluster()?;
+            let moves = |task: &Task, status: &TaskStatus| {
+                &task.node_id == node && status.state >= task.status.state && *status != task.status
+            };
+            let changed: Vec<&(String, TaskStatus)> = reports
+                .iter()
+                .filter(|(id, status)| state.tasks.get(id).is_some_and(|t| moves(t, status)))
+                .collect();
+            if changed.is_empty() {
+                return Ok(state.current());
+            }
+            let version = state.next_index();
+            for (id, status) in changed {
+                if let Some(task) = state.tasks.get_mut(id) {
+                    task.status = status.clone();
+                    touch(&mut task.version, &mut task.updated_at, version, now);
+                }
+            }
+            Ok(version)
+        }
+
+        Command::RemoveTasks { ids } => {
+            state.require_cluster()?;
+            if !ids.iter().any(|id| state.tasks.contains_key(id)) {
+                return Ok(state.current());
+            }
+            let version = state.next_index();
+            for id in ids {
+                state.tasks.remove(id);
+            }
+            Ok(version)
+        }
+    }
+}
+
+impl TaskChange {
+    fn changes(&self, task: &Task) -> bool {
+        self.node_id.as_ref().is_some_and(|n| *n != task.node_id)
+            || self
+                .status
+                .as_ref()
+                .is_some_and(|s| s.state >= task.status.state && *s != task.status)
+            || self.desired_state.is_some_and(|d| d != task.desired_state)
+            || self.attempt.is_some_and(|a| a != task.attempt)
+    }
+
+    fn apply_to(&self, task: &mut Task) {
+        if let Some(n) = &self.node_id {
+            task.node_id = n.clone();
+        }
+        if let Some(s) = &self.status
+            && s.state >= task.status.state
+        {
+            task.status = s.clone();
+        }
+        if let Some(d) = self.desired_state {
+            task.desired_state = d;
+        }
+        if let Some(a) = self.attempt {
+            task.attempt = a;
         }
     }
 }
@@ -985,6 +1227,171 @@ mod tests {
             refused(&mut s, blank),
             CommandError::InvalidArgument(_)
         ));
+    }
+
+    fn service_spec(name: &str, replicas: i64) -> RawJson {
+        RawJson::from_value(&serde_json::json!({
+            "Name": name, "Extra": {"Kept": true},
+            "TaskTemplate": {"ContainerSpec": {"Image": "busybox:test"}},
+            "Mode": {"Replicated": {"Replicas": replicas}}
+        }))
+    }
+
+    fn task(id: &str, service: &str, slot: u64) -> Task {
+        Task {
+            id: id.into(),
+            service_id: service.into(),
+            slot,
+            desired_state: TaskState::Running,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn services_are_created_updated_at_their_version_and_removed() {
+        let mut s = cluster_with_worker();
+        let create = Command::CreateService {
+            id: "s1".into(),
+            spec: service_spec("web", 3),
+        };
+        let v = apply(&mut s, &create, at(2)).unwrap();
+        assert_eq!(s.services["s1"].version, v);
+        assert_eq!(s.services["s1"].spec, service_spec("web", 3));
+        let dup = Command::CreateService {
+            id: "s2".into(),
+            spec: service_spec("web", 1),
+        };
+        assert!(matches!(
+            refused(&mut s, dup),
+            CommandError::ServiceExists { .. }
+        ));
+        let bad = Command::CreateService {
+            id: "s3".into(),
+            spec: service_spec("web2", -1),
+        };
+        let e = refused(&mut s, bad);
+        assert!(e.to_string().contains("invalid replicas -1"), "{e}");
+
+        let stale = Command::UpdateService {
+            id: "s1".into(),
+            version: v.index - 1,
+            spec: service_spec("web", 5),
+        };
+        assert_eq!(refused(&mut s, stale), CommandError::OutOfSequence);
+        let rename = Command::UpdateService {
+            id: "s1".into(),
+            version: v.index,
+            spec: service_spec("other", 5),
+        };
+        assert!(refused(&mut s, rename).to_string().contains("renaming"));
+        let scale = Command::UpdateService {
+            id: "s1".into(),
+            version: v.index,
+            spec: service_spec("web", 5),
+        };
+        apply(&mut s, &scale, at(3)).unwrap();
+        let svc = &s.services["s1"];
+        assert_eq!(svc.previous_spec, Some(service_spec("web", 3)));
+        assert_eq!(svc.spec_version, 2);
+
+        let tasks = Command::CreateTasks {
+            tasks: vec![task("t1", "s1", 1), task("t2", "s1", 2)],
+        };
+        apply(&mut s, &tasks, at(4)).unwrap();
+        let orphan = Command::CreateTasks {
+            tasks: vec![task("t3", "nope", 1)],
+        };
+        assert!(matches!(
+            refused(&mut s, orphan),
+            CommandError::ServiceNotFound { .. }
+        ));
+        apply(&mut s, &Command::RemoveService { id: "s1".into() }, at(5)).unwrap();
+        assert!(s.services.is_empty());
+        assert!(
+            s.tasks
+                .values()
+                .all(|t| t.desired_state == TaskState::Remove)
+        );
+        apply(
+            &mut s,
+            &Command::RemoveTasks {
+                ids: vec!["t1".into(), "t2".into()],
+            },
+            at(6),
+        )
+        .unwrap();
+        assert!(s.tasks.is_empty());
+    }
+
+    #[test]
+    fn task_status_only_moves_forward_and_only_from_its_node() {
+        let mut s = cluster_with_worker();
+        apply(
+            &mut s,
+            &Command::CreateService {
+                id: "s1".into(),
+                spec: service_spec("web", 1),
+            },
+            at(2),
+        )
+        .unwrap();
+        apply(
+            &mut s,
+            &Command::CreateTasks {
+                tasks: vec![task("t1", "s1", 1)],
+            },
+            at(3),
+        )
+        .unwrap();
+        let assign = Command::UpdateTasks {
+            changes: vec![TaskChange {
+                id: "t1".into(),
+                node_id: Some("w1".into()),
+                status: Some(TaskStatus {
+                    state: TaskState::Assigned,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        };
+        apply(&mut s, &assign, at(4)).unwrap();
+        let status = |state| TaskStatus {
+            state,
+            ..Default::default()
+        };
+        let from_other = Command::ReportTaskStatus {
+            node: "m1".into(),
+            reports: vec![("t1".into(), status(TaskState::Running))],
+        };
+        let before = s.index;
+        apply(&mut s, &from_other, at(5)).unwrap();
+        assert_eq!(
+            s.index, before,
+            "a report from another node changes nothing"
+        );
+        let running = Command::ReportTaskStatus {
+            node: "w1".into(),
+            reports: vec![("t1".into(), status(TaskState::Running))],
+        };
+        apply(&mut s, &running, at(6)).unwrap();
+        assert_eq!(s.tasks["t1"].status.state, TaskState::Running);
+        let back = Command::ReportTaskStatus {
+            node: "w1".into(),
+            reports: vec![("t1".into(), status(TaskState::Starting))],
+        };
+        let before = s.index;
+        apply(&mut s, &back, at(7)).unwrap();
+        assert_eq!(s.index, before);
+        assert_eq!(s.tasks["t1"].status.state, TaskState::Running);
+        let gone = Command::UpdateTasks {
+            changes: vec![TaskChange {
+                id: "missing".into(),
+                desired_state: Some(TaskState::Shutdown),
+                ..Default::default()
+            }],
+        };
+        apply(&mut s, &gone, at(8)).unwrap();
+        assert_eq!(s.index, before, "changes to unknown tasks are skipped");
     }
 
     #[test]

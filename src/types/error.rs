@@ -33,6 +33,15 @@ pub enum CommandError {
     NodeNotDown { id: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A service spec that cannot run; the message says what is wrong.
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error("service {id} not found")]
+    ServiceNotFound { id: String },
+    #[error(
+        "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
+    )]
+    ServiceExists { name: String },
 }
 
 /// The class of a refusal, for the API to pick a status code.
@@ -70,7 +79,11 @@ impl CommandError {
             | CommandError::LastManager
             | CommandError::RemoveManager { .. }
             | CommandError::NodeNotDown { .. } => ErrorKind::FailedPrecondition,
-            CommandError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            CommandError::InvalidArgument(_) | CommandError::InvalidSpec(_) => {
+                ErrorKind::InvalidArgument
+            }
+            CommandError::ServiceNotFound { .. } => ErrorKind::NotFound,
+            CommandError::ServiceExists { .. } => ErrorKind::Conflict,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod container;
 pub mod error;
 pub mod node;
 mod serde_util;
+pub mod service;
 pub mod swarm;
 pub mod system;
 pub mod time;
