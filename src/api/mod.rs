@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod images;
 pub mod server;
+pub mod services;
 pub mod swarm;
 mod system;
 

@@ -16,6 +16,7 @@ use tower::{Layer, util::MapRequestLayer};
 use super::containers::{self, LogsQuery};
 use super::error::ApiError;
 use super::images;
+use super::services;
 use super::swarm;
 use super::{API_VERSION, MIN_API_VERSION, system};
 use crate::types::container::{
@@ -153,6 +154,39 @@ pub trait Backend: Send + Sync + 'static {
         spec: crate::types::NodeSpec,
     ) -> impl Future<Output = Reply<()>> + Send;
     fn node_remove(&self, id: String, force: bool) -> impl Future<Output = Reply<()>> + Send;
+    /// `{"ID", "Warnings"}`.
+    fn service_create(
+        &self,
+        spec: serde_json::Value,
+    ) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    fn service_update(
+        &self,
+        id: String,
+        version: u64,
+        spec: serde_json::Value,
+    ) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    fn service_remove(&self, id: String) -> impl Future<Output = Reply<()>> + Send;
+    fn service_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+        status: bool,
+        local: bool,
+    ) -> impl Future<Output = Reply<Vec<serde_json::Value>>> + Send;
+    fn service_inspect(
+        &self,
+        id: String,
+        local: bool,
+    ) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    fn task_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+        local: bool,
+    ) -> impl Future<Output = Reply<Vec<crate::types::service::Task>>> + Send;
+    fn task_inspect(
+        &self,
+        id: String,
+        local: bool,
+    ) -> impl Future<Output = Reply<crate::types::service::Task>> + Send;
     /// Frames of the multiplexed log stream, ending when the log is done.
     fn container_logs(
         &self,
@@ -204,6 +238,15 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             get(swarm::node::<B>).delete(swarm::node_remove::<B>),
         )
         .route("/nodes/{id}/update", post(swarm::node_update::<B>))
+        .route("/services", get(services::list::<B>))
+        .route("/services/create", post(services::create::<B>))
+        .route(
+            "/services/{id}",
+            get(services::inspect::<B>).delete(services::remove::<B>),
+        )
+        .route("/services/{id}/update", post(services::update::<B>))
+        .route("/tasks", get(services::tasks::<B>))
+        .route("/tasks/{id}", get(services::task::<B>))
         .route(
             "/__unsupported_version/{version}",
             axum::routing::any(unsupported_version),

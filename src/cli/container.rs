@@ -460,6 +460,11 @@ pub async fn ps(client: &ApiClient, args: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// "5 seconds ago" for a cluster timestamp.
+pub fn ago_since(t: crate::types::Timestamp) -> String {
+    ago((crate::types::Timestamp::now().0 - t.0).max(0) / 1_000_000_000)
+}
+
 fn ago(seconds: i64) -> String {
     match seconds.max(0) {
         s if s < 60 => format!("{s} seconds ago"),

@@ -8,6 +8,7 @@ pub mod image;
 pub mod login;
 pub mod node;
 pub mod runtime;
+pub mod service;
 pub mod swarm;
 pub mod system;
 
@@ -63,6 +64,8 @@ pub enum Command {
     Leave(swarm::LeaveArgs),
     /// Manage the swarm's nodes: ls, inspect, update, promote, demote, rm.
     Node(node::NodeArgs),
+    /// Manage services: create, ls, ps, inspect, scale, rm.
+    Service(service::ServiceArgs),
     /// Log in to a registry: the daemon checks the credentials, the CLI keeps them.
     Login(login::LoginArgs),
     /// Log out from a registry (forget its credentials).
@@ -165,6 +168,7 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
             Command::JoinToken(args) => swarm::join_token(&client, args).await,
             Command::Leave(args) => swarm::leave(&client, args).await,
             Command::Node(args) => node::run(&client, args).await,
+            Command::Service(args) => service::run(&client, args).await,
             Command::Login(args) => login::login(&client, args).await,
             Command::Logout(args) => login::logout(args).await,
             Command::Runtime(_)

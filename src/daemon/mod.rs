@@ -10,6 +10,7 @@
 
 mod exec;
 mod logs;
+mod services;
 pub mod swarm;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -626,6 +627,56 @@ impl Backend for Engine {
 
     async fn node_remove(&self, id: String, force: bool) -> Result<(), ApiError> {
         self.swarm.node_remove(&id, force).await
+    }
+
+    async fn service_create(&self, spec: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        self.swarm.service_create(spec).await
+    }
+
+    async fn service_update(
+        &self,
+        id: String,
+        version: u64,
+        spec: serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.swarm.service_update(&id, version, spec).await
+    }
+
+    async fn service_remove(&self, id: String) -> Result<(), ApiError> {
+        self.swarm.service_remove(&id).await
+    }
+
+    async fn service_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+        status: bool,
+        local: bool,
+    ) -> Result<Vec<serde_json::Value>, ApiError> {
+        self.swarm.services(&filters, status, local).await
+    }
+
+    async fn service_inspect(
+        &self,
+        id: String,
+        local: bool,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.swarm.service(&id, local).await
+    }
+
+    async fn task_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+        local: bool,
+    ) -> Result<Vec<crate::types::service::Task>, ApiError> {
+        self.swarm.tasks(&filters, local).await
+    }
+
+    async fn task_inspect(
+        &self,
+        id: String,
+        local: bool,
+    ) -> Result<crate::types::service::Task, ApiError> {
+        self.swarm.task(&id, local).await
     }
 
     async fn container_logs(

@@ -427,14 +427,14 @@ impl SwarmPlane {
     }
 
     /// This node's cluster handle if it is a manager; Docker's 503 otherwise.
-    fn manager(&self) -> Result<Cluster, ApiError> {
+    pub(super) fn manager(&self) -> Result<Cluster, ApiError> {
         match self.cluster() {
             Some(c) if c.is_manager() => Ok(c),
             _ => Err(ApiError::unavailable(NOT_A_MANAGER)),
         }
     }
 
-    async fn read(&self, local: bool) -> Result<(Cluster, State), ApiError> {
+    pub(super) async fn read(&self, local: bool) -> Result<(Cluster, State), ApiError> {
         let cluster = self.manager()?;
         let state = if local {
             cluster.state()
@@ -544,7 +544,7 @@ async fn stop_member(mut member: Member) {
     drop(member.cluster);
 }
 
-async fn propose(cluster: &Cluster, command: Command) -> Result<(), ApiError> {
+pub(super) async fn propose(cluster: &Cluster, command: Command) -> Result<(), ApiError> {
     match cluster.propose(command).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(cluster_error(e.into())),
@@ -642,7 +642,7 @@ fn pick_host_address() -> Result<String, ApiError> {
 }
 
 /// A node by full ID, by name (`Spec.Name`, else hostname) or by a unique ID prefix.
-fn resolve_node<'a>(state: &'a State, reference: &str) -> Result<&'a Node, ApiError> {
+pub(super) fn resolve_node<'a>(state: &'a State, reference: &str) -> Result<&'a Node, ApiError> {
     let not_found = || ApiError::not_found(format!("node {reference} not found"));
     if reference.is_empty() {
         return Err(not_found());
