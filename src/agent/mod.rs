@@ -8,3 +8,4 @@
 
 pub mod containers;
 pub mod spec;
+pub mod tasks;

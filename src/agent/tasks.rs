@@ -1,0 +1,597 @@
+//! The task runner: makes this node's containers match the tasks the cluster assigned here.
+//!
+//! ```text
+//!  every tick (and no more than one job per task at a time):
+//!    cluster.state() ── tasks with NodeID == me ──┐
+//!    containers labelled com.docker.swarm.task.id ┴─▶ plan() (pure) ─▶ jobs:
+//!        start:  accepted → preparing (image: local, else pulled) → starting (create, start) → running
+//!        stop:   desired ≥ shutdown: stop (signal, grace period, SIGKILL) → shutdown
+//!        remove: the task is gone, elsewhere, or done and removed: delete the container
+//!        observe: a container that exited → complete (0) / failed (exit code, OOMKilled)
+//!    status reports of every job ── one ReportTaskStatus per tick ──▶ cluster.propose
+//! ```
+//!
+//! Containers carry their task in labels, so after a daemon restart the runner finds them
+//! again and adopts the running ones instead of starting new ones. Named volumes live in
+//! `<data>/volumes/NAME/_data` and outlive the tasks that use them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::containers::{ContainerError, Containers};
+use crate::cluster::{Cluster, Command};
+use crate::image::ImageStore;
+use crate::image::registry::PullOptions;
+use crate::types::Timestamp;
+use crate::types::container::{ContainerCreateRequest, ContainerSummary, HostConfig};
+use crate::types::service::{ContainerStatus, Task, TaskSpec, TaskState, TaskStatus};
+
+/// Labels Docker puts on a task's container; we find tasks by them.
+pub const TASK_LABEL: &str = "com.docker.swarm.task.id";
+const TASK_NAME_LABEL: &str = "com.docker.swarm.task.name";
+const SERVICE_LABEL: &str = "com.docker.swarm.service.id";
+const SERVICE_NAME_LABEL: &str = "com.docker.swarm.service.name";
+const NODE_LABEL: &str = "com.docker.swarm.node.id";
+
+/// How often the runner compares tasks and containers.
+const TICK: Duration = Duration::from_millis(200);
+/// Docker's default stop grace period.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// What the runner needs from the daemon.
+pub struct TaskRunner {
+    pub cluster: Cluster,
+    pub containers: Arc<Containers>,
+    pub images: Arc<ImageStore>,
+    /// Named volumes: `<dir>/NAME/_data`.
+    pub volumes_dir: PathBuf,
+    /// How pulls of missing images are made (certs.d and such).
+    pub pull: PullOptions,
+}
+
+/// One thing to do for one task (or one stray container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Start(Task),
+    /// The task's container exists and runs, but the task does not say so yet (a start
+    /// whose report was lost, or a daemon restart): adopt it.
+    Adopt { task: String, container: String },
+    /// The container exited: report it.
+    Exited { task: String, container: String },
+    Stop {
+        task: String,
+        container: String,
+        grace: Duration,
+    },
+    /// Delete a container (its task is gone, moved, or done and to be removed).
+    Remove { container: String },
+    /// A task desired down that never got a container: just report it.
+    Shutdown { task: String },
+}
+
+impl Job {
+    fn key(&self) -> String {
+        match self {
+            Job::Start(t) => t.id.clone(),
+            Job::Adopt { task, .. }
+            | Job::Exited { task, .. }
+            | Job::Stop { task, .. }
+            | Job::Shutdown { task } => task.clone(),
+            Job::Remove { container } => container.clone(),
+        }
+    }
+}
+
+/// The pure part: what to do, given this node's tasks and its task containers.
+pub fn plan(me: &str, tasks: &BTreeMap<String, Task>, containers: &[ContainerSummary]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut by_task: BTreeMap<&str, &ContainerSummary> = BTreeMap::new();
+    for c in containers {
+        if let Some(t) = c.labels.get(TASK_LABEL) {
+            by_task.insert(t.as_str(), c);
+        }
+    }
+    for task in tasks.values().filter(|t| t.node_id == me) {
+        let container = by_task.get(task.id.as_str());
+        let running = container.is_some_and(|c| c.state == "running");
+        let wants_run = task.desired_state <= TaskState::Running;
+        match container {
+            None if wants_run && task.status.state < TaskState::Running
+                && task.status.state >= TaskState::Assigned =>
+            {
+                jobs.push(Job::Start(task.clone()));
+            }
+            None if !wants_run && !task.status.state.is_terminal() => {
+                jobs.push(Job::Shutdown {
+                    task: task.id.clone(),
+                });
+            }
+            Some(c) if running && wants_run && task.status.state < TaskState::Running => {
+                jobs.push(Job::Adopt {
+                    task: task.id.clone(),
+                    container: c.id.clone(),
+                });
+            }
+            Some(c) if running && !wants_run => jobs.push(Job::Stop {
+                task: task.id.clone(),
+                container: c.id.clone(),
+                grace: grace_of(task),
+            }),
+            Some(c) if !running && c.state == "exited" && !task.status.state.is_terminal() => {
+                jobs.push(Job::Exited {
+                    task: task.id.clone(),
+                    container: c.id.clone(),
+                });
+            }
+            Some(c) if !running && task.desired_state == TaskState::Remove => {
+                jobs.push(Job::Remove {
+                    container: c.id.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    // Containers of tasks that are gone or were moved to another node.
+    for (task, c) in &by_task {
+        let ours = tasks.get(*task).is_some_and(|t| t.node_id == me);
+        if !ours {
+            if c.state == "running" {
+                jobs.push(Job::Stop {
+                    task: (*task).to_owned(),
+                    container: c.id.clone(),
+                    grace: tasks.get(*task).map(grace_of).unwrap_or(DEFAULT_GRACE),
+                });
+            } else {
+                jobs.push(Job::Remove {
+                    container: c.id.clone(),
+                });
+            }
+        }
+    }
+    jobs
+}
+
+fn grace_of(task: &Task) -> Duration {
+    task.spec
+        .parse::<TaskSpec>()
+        .ok()
+        .and_then(|s| s.container_spec.stop_grace_period)
+        .filter(|g| *g >= 0)
+        .map(|g| Duration::from_nanos(g as u64))
+        .unwrap_or(DEFAULT_GRACE)
+}
+
+fn status(state: TaskState, message: &str) -> TaskStatus {
+    TaskStatus {
+        timestamp: Timestamp::now(),
+        state,
+        message: message.to_owned(),
+        ..Default::default()
+    }
+}
+
+type Reports = mpsc::UnboundedSender<(String, TaskStatus)>;
+
+impl TaskRunner {
+    /// Runs until `stop`: plans every tick, one job per task at a time, and reports in
+    /// batches.
+    pub async fn run(self, stop: CancellationToken) {
+        let this = Arc::new(self);
+        let busy: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            // Reports first: what the jobs of the last ticks found.
+            let mut reports = Vec::new();
+            while let Ok(r) = reports_rx.try_recv() {
+                reports.push(r);
+            }
+            if !reports.is_empty() {
+                let node = this.cluster.node_id().to_owned();
+                let cluster = this.cluster.clone();
+                tokio::spawn(async move {
+                    let n = reports.len();
+                    if let Err(e) = cluster
+                        .propose(Command::ReportTaskStatus { node, reports })
+                        .await
+                    {
+                        tracing::warn!(error = %e, reports = n, "cannot report task status");
+                    }
+                });
+            }
+            let state = this.cluster.state();
+            if state.cluster.is_none() {
+                continue;
+            }
+            let containers = {
+                let c = this.containers.clone();
+                tokio::task::spawn_blocking(move || c.list(true))
+                    .await
+                    .unwrap_or_default()
+            };
+            let jobs = plan(this.cluster.node_id(), &state.tasks, &containers);
+            for job in jobs {
+                let key = job.key();
+                {
+                    let Ok(mut b) = busy.lock() else { continue };
+                    if !b.insert(key.clone()) {
+                        continue;
+                    }
+                }
+                let (this, busy, reports) = (this.clone(), busy.clone(), reports_tx.clone());
+                tokio::spawn(async move {
+                    this.execute(job, &reports).await;
+                    if let Ok(mut b) = busy.lock() {
+                        b.remove(&key);
+                    }
+                });
+            }
+        }
+    }
+
+    async fn execute(&self, job: Job, reports: &Reports) {
+        match job {
+            Job::Start(task) => self.start(task, reports).await,
+            Job::Adopt { task, container } => {
+                let c = self.containers.clone();
+                let inspect =
+                    tokio::task::spawn_blocking(move || c.inspect(&container)).await;
+                if let Ok(Ok(i)) = inspect {
+                    let mut s = status(TaskState::Running, "started");
+                    s.container_status = Some(ContainerStatus {
+                        container_id: i.id,
+                        pid: i.state.pid,
+                        exit_code: 0,
+                    });
+                    let _ = reports.send((task, s));
+                }
+            }
+            Job::Exited { task, container } => {
+                let c = self.containers.clone();
+                let id = container.clone();
+                let inspect = tokio::task::spawn_blocking(move || c.inspect(&id)).await;
+                let Ok(Ok(i)) = inspect else { return };
+                let code = i.state.exit_code;
+                let (state, message, err) = if i.state.oom_killed {
+                    (
+                        TaskState::Failed,
+                        "started",
+                        "task: non-zero exit (137): OOMKilled".to_owned(),
+                    )
+                } else if code == 0 {
+                    (TaskState::Complete, "finished", String::new())
+                } else {
+                    (
+                        TaskState::Failed,
+                        "started",
+                        format!("task: non-zero exit ({code})"),
+                    )
+                };
+                let mut s = status(state, message);
+                s.err = err;
+                s.container_status = Some(ContainerStatus {
+                    container_id: i.id,
+                    pid: 0,
+                    exit_code: code,
+                });
+                let _ = reports.send((task, s));
+            }
+            Job::Stop {
+                task,
+                container,
+                grace,
+            } => {
+                let c = self.containers.clone();
+                let id = container.clone();
+                let stopped =
+                    tokio::task::spawn_blocking(move || c.stop(&id, Some(grace))).await;
+                if let Ok(Err(e)) = stopped {
+                    tracing::warn!(%task, error = %e, "cannot stop a task's container");
+                }
+                let mut s = status(TaskState::Shutdown, "shutdown");
+                s.container_status = Some(ContainerStatus {
+                    container_id: container,
+                    ..Default::default()
+                });
+                let _ = reports.send((task, s));
+            }
+            Job::Remove { container } => {
+                let c = self.containers.clone();
+                let removed =
+                    tokio::task::spawn_blocking(move || c.remove(&container, true)).await;
+                if let Ok(Err(e)) = removed {
+                    tracing::warn!(error = %e, "cannot remove a task's container");
+                }
+            }
+            Job::Shutdown { task } => {
+                let _ = reports.send((task, status(TaskState::Shutdown, "shutdown")));
+            }
+        }
+    }
+
+    async fn start(&self, task: Task, reports: &Reports) {
+        let id = task.id.clone();
+        let _ = reports.send((id.clone(), status(TaskState::Accepted, "accepted")));
+        let spec: TaskSpec = match task.spec.parse() {
+            Ok(s) => s,
+            Err(e) => {
+                let mut s = status(TaskState::Rejected, "rejected");
+                s.err = format!("invalid task spec: {e}");
+                let _ = reports.send((id, s));
+                return;
+            }
+        };
+        let _ = reports.send((id.clone(), status(TaskState::Preparing, "preparing")));
+        let image = spec.container_spec.image.clone();
+        if let Err(e) = self.ensure_image(&image).await {
+            let mut s = status(TaskState::Rejected, "preparing");
+            s.err = e;
+            let _ = reports.send((id, s));
+            return;
+        }
+        let request = match self.create_request(&task, &spec) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut s = status(TaskState::Rejected, "preparing");
+                s.err = e;
+                let _ = reports.send((id, s));
+                return;
+            }
+        };
+        let _ = reports.send((id.clone(), status(TaskState::Starting, "starting")));
+        let name = container_name(&task);
+        let c = self.containers.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            let record = c.create(request, Some(&name))?;
+            c.start(&record.id)?;
+            c.inspect(&record.id)
+        })
+        .await;
+        match started {
+            Ok(Ok(i)) => {
+                let mut s = status(TaskState::Running, "started");
+                s.container_status = Some(ContainerStatus {
+                    container_id: i.id,
+                    pid: i.state.pid,
+                    exit_code: 0,
+                });
+                let _ = reports.send((id, s));
+            }
+            Ok(Err(e)) => {
+                let mut s = status(TaskState::Failed, "starting");
+                s.err = container_error(&e);
+                let _ = reports.send((id, s));
+            }
+            Err(e) => {
+                let mut s = status(TaskState::Failed, "starting");
+                s.err = format!("starting the container failed: {e}");
+                let _ = reports.send((id, s));
+            }
+        }
+    }
+
+    /// The image is here, or is pulled; the error says which and why not.
+    async fn ensure_image(&self, image: &str) -> Result<(), String> {
+        if self.images.resolve(image).is_ok() {
+            return Ok(());
+        }
+        match self.images.pull(image, &self.pull).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "No such image: {image} (not in this node's store, and pulling failed: {e})"
+            )),
+        }
+    }
+
+    /// A Docker create request for the task's container.
+    fn create_request(&self, task: &Task, spec: &TaskSpec) -> Result<ContainerCreateRequest, String> {
+        let c = &spec.container_spec;
+        let mut labels = c.labels.clone();
+        let service_name = task
+            .name
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        labels.insert(TASK_LABEL.into(), task.id.clone());
+        labels.insert(TASK_NAME_LABEL.into(), container_name(task));
+        labels.insert(SERVICE_LABEL.into(), task.service_id.clone());
+        labels.insert(SERVICE_NAME_LABEL.into(), service_name);
+        labels.insert(NODE_LABEL.into(), task.node_id.clone());
+        let limits = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.clone())
+            .unwrap_or_default();
+        let mut binds = Vec::new();
+        let mut tmpfs = BTreeMap::new();
+        for m in &c.mounts {
+            let ro = if m.read_only { ":ro" } else { "" };
+            match m.kind.as_str() {
+                "bind" => binds.push(format!("{}:{}{ro}", m.source, m.target)),
+                "volume" => {
+                    let dir = self.volume(&m.source, task)?;
+                    binds.push(format!("{}:{}{ro}", dir.display(), m.target));
+                }
+                "tmpfs" => {
+                    let mut options = Vec::new();
+                    if let Some(t) = &m.tmpfs_options {
+                        if t.size_bytes > 0 {
+                            options.push(format!("size={}", t.size_bytes));
+                        }
+                        if t.mode > 0 {
+                            options.push(format!("mode={:o}", t.mode));
+                        }
+                    }
+                    tmpfs.insert(m.target.clone(), options.join(","));
+                }
+                other => return Err(format!("unsupported mount type {other:?}")),
+            }
+        }
+        Ok(ContainerCreateRequest {
+            image: c.image.clone(),
+            cmd: (!c.args.is_empty()).then(|| c.args.clone()),
+            entrypoint: (!c.command.is_empty()).then(|| c.command.clone()),
+            env: (!c.env.is_empty()).then(|| c.env.clone()),
+            working_dir: c.dir.clone(),
+            user: c.user.clone(),
+            hostname: c.hostname.clone(),
+            labels: Some(labels),
+            stop_signal: (!c.stop_signal.is_empty()).then(|| c.stop_signal.clone()),
+            stop_timeout: c.stop_grace_period.map(|g| g / 1_000_000_000),
+            host_config: HostConfig {
+                memory: limits.memory_bytes,
+                nano_cpus: limits.nano_cpus,
+                pids_limit: (limits.pids > 0).then_some(limits.pids),
+                binds: (!binds.is_empty()).then_some(binds),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+                readonly_rootfs: c.read_only,
+                network_mode: "none".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
+    /// A named local volume's directory, made on first use.
+    fn volume(&self, name: &str, task: &Task) -> Result<PathBuf, String> {
+        let name = if name.is_empty() {
+            // Docker makes an anonymous volume; one per task here.
+            format!("anon-{}", task.id)
+        } else {
+            name.to_owned()
+        };
+        if !crate::types::service::valid_name(&name) && !name.starts_with("anon-") {
+            return Err(format!(
+                "invalid volume name {name:?}: use letters, digits, '-' and '_'"
+            ));
+        }
+        let dir = self.volumes_dir.join(&name).join("_data");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create volume {name}: {e}"))?;
+        Ok(dir)
+    }
+}
+
+/// `<service>.<slot>.<task>` (global: `<service>.<node>.<task>`), as Docker names them.
+pub fn container_name(task: &Task) -> String {
+    let service = task.name.split('.').next().unwrap_or("task");
+    if task.slot > 0 {
+        format!("{service}.{}.{}", task.slot, task.id)
+    } else {
+        format!("{service}.{}.{}", task.node_id, task.id)
+    }
+}
+
+fn container_error(e: &ContainerError) -> String {
+    format!("starting the container failed: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::service::RawJson;
+
+    fn task(id: &str, node: &str, state: TaskState, desired: TaskState) -> Task {
+        Task {
+            id: id.into(),
+            name: format!("web.1.{id}"),
+            node_id: node.into(),
+            slot: 1,
+            desired_state: desired,
+            status: TaskStatus {
+                state,
+                ..Default::default()
+            },
+            spec: RawJson(r#"{"ContainerSpec":{"Image":"busybox:test","StopGracePeriod":2000000000}}"#.into()),
+            ..Default::default()
+        }
+    }
+
+    fn container(id: &str, task: &str, state: &str) -> ContainerSummary {
+        ContainerSummary {
+            id: id.into(),
+            state: state.into(),
+            labels: BTreeMap::from([(TASK_LABEL.to_owned(), task.to_owned())]),
+            ..Default::default()
+        }
+    }
+
+    fn tasks(list: Vec<Task>) -> BTreeMap<String, Task> {
+        list.into_iter().map(|t| (t.id.clone(), t)).collect()
+    }
+
+    #[test]
+    fn t10_assigned_tasks_start_and_running_containers_are_adopted() {
+        let t = tasks(vec![
+            task("a", "me", TaskState::Assigned, TaskState::Running),
+            task("b", "me", TaskState::Starting, TaskState::Running),
+            task("c", "other", TaskState::Assigned, TaskState::Running),
+            task("d", "me", TaskState::Pending, TaskState::Running),
+        ]);
+        let jobs = plan("me", &t, &[container("cb", "b", "running")]);
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert!(matches!(&jobs[0], Job::Start(t) if t.id == "a"));
+        assert_eq!(
+            jobs[1],
+            Job::Adopt {
+                task: "b".into(),
+                container: "cb".into()
+            }
+        );
+    }
+
+    #[test]
+    fn t10_exits_stops_and_strays() {
+        let t = tasks(vec![
+            task("a", "me", TaskState::Running, TaskState::Running),
+            task("b", "me", TaskState::Running, TaskState::Shutdown),
+            task("c", "me", TaskState::Failed, TaskState::Remove),
+            task("m", "other", TaskState::Running, TaskState::Running),
+            task("n", "me", TaskState::Assigned, TaskState::Shutdown),
+        ]);
+        let containers = [
+            container("ca", "a", "exited"),
+            container("cb", "b", "running"),
+            container("cc", "c", "exited"),
+            container("cm", "m", "running"),
+            container("cz", "gone", "exited"),
+        ];
+        let jobs = plan("me", &t, &containers);
+        assert!(jobs.contains(&Job::Exited {
+            task: "a".into(),
+            container: "ca".into()
+        }));
+        assert!(jobs.contains(&Job::Stop {
+            task: "b".into(),
+            container: "cb".into(),
+            grace: Duration::from_secs(2)
+        }));
+        assert!(jobs.contains(&Job::Remove {
+            container: "cc".into()
+        }));
+        assert!(jobs.contains(&Job::Stop {
+            task: "m".into(),
+            container: "cm".into(),
+            grace: Duration::from_secs(2)
+        }));
+        assert!(jobs.contains(&Job::Remove {
+            container: "cz".into()
+        }));
+        assert!(jobs.contains(&Job::Shutdown { task: "n".into() }));
+        assert_eq!(jobs.len(), 6, "{jobs:?}");
+        // Nothing to do twice: a settled node plans nothing.
+        let settled = tasks(vec![task("a", "me", TaskState::Running, TaskState::Running)]);
+        assert!(plan("me", &settled, &[container("ca", "a", "running")]).is_empty());
+    }
+}
