@@ -111,6 +111,25 @@ impl Host {
         )
     }
 
+    /// A TCP connection made from inside this host's network namespace (the socket stays
+    /// in that namespace; use it from any thread).
+    pub fn tcp_connect(
+        &self,
+        target: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        let netns = format!("/run/netns/{}", self.netns);
+        // setns changes only the calling thread: do it on a thread of its own.
+        std::thread::spawn(move || {
+            let ns = File::open(&netns)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            std::net::TcpStream::connect_timeout(&target, timeout)
+        })
+        .join()
+        .expect("connect thread")
+    }
+
     /// Run `CMD` inside this host's network namespace.
     pub fn netns_exec(&self, cmd: &[&str]) -> Output {
         let mut args = vec!["netns", "exec", &self.netns];

@@ -1,4 +1,4 @@
-//! t82: the multi-host harness itself (`tests/common/cluster.rs`), before any test trusts it:
+//! t84: the multi-host harness itself (`tests/common/cluster.rs`), before any test trusts it:
 //! hosts in their own network namespaces with a daemon each, kill -9 and restart, isolate
 //! and heal, and nothing left behind afterwards, also when the test panics.
 
@@ -65,8 +65,21 @@ fn t10_hosts_daemons_faults_and_cleanup() {
     assert!(cluster.reachable(0, 1));
     assert!(cluster.reachable(1, 2));
 
+    // TCP from inside h0: h1 answers (a daemon on 2377, or a refusal while nothing listens).
+    let h1_p2p: std::net::SocketAddr = cluster.host(1).addr().parse().unwrap();
+    let tcp = cluster.host(0).tcp_connect(h1_p2p, Duration::from_secs(2));
+    assert!(
+        tcp.is_ok() || tcp.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionRefused,
+        "TCP h0 -> h1: {tcp:?}"
+    );
+
     eprintln!("--- isolate h1: nobody reaches it, it reaches nobody, the others still talk");
     cluster.isolate(1);
+    let tcp = cluster.host(0).tcp_connect(h1_p2p, Duration::from_secs(1));
+    assert!(
+        tcp.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut),
+        "TCP to an isolated host vanishes: {tcp:?}"
+    );
     assert!(!cluster.reachable(0, 1));
     assert!(!cluster.reachable(1, 2));
     assert!(cluster.reachable(0, 2));
