@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod images;
 pub mod server;
+pub mod swarm;
 mod system;
 
 pub use error::ApiError;

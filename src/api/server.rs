@@ -16,6 +16,7 @@ use tower::{Layer, util::MapRequestLayer};
 use super::containers::{self, LogsQuery};
 use super::error::ApiError;
 use super::images;
+use super::swarm;
 use super::{API_VERSION, MIN_API_VERSION, system};
 use crate::types::container::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
@@ -110,6 +111,41 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         id: String,
     ) -> impl Future<Output = Reply<crate::types::container::ExecInspect>> + Send;
+    fn swarm_init(
+        &self,
+        request: crate::types::InitRequest,
+    ) -> impl Future<Output = Reply<String>> + Send;
+    fn swarm_join(
+        &self,
+        request: crate::types::JoinRequest,
+    ) -> impl Future<Output = Reply<()>> + Send;
+    fn swarm_leave(&self, force: bool) -> impl Future<Output = Reply<()>> + Send;
+    /// `local`: the manager's own copy rather than a linearizable read.
+    fn swarm_inspect(&self, local: bool)
+    -> impl Future<Output = Reply<crate::types::Swarm>> + Send;
+    fn swarm_update(
+        &self,
+        version: u64,
+        spec: crate::types::SwarmSpec,
+        rotate: crate::types::swarm::Rotate,
+    ) -> impl Future<Output = Reply<()>> + Send;
+    fn node_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+        local: bool,
+    ) -> impl Future<Output = Reply<Vec<crate::types::Node>>> + Send;
+    fn node_inspect(
+        &self,
+        id: String,
+        local: bool,
+    ) -> impl Future<Output = Reply<crate::types::Node>> + Send;
+    fn node_update(
+        &self,
+        id: String,
+        version: u64,
+        spec: crate::types::NodeSpec,
+    ) -> impl Future<Output = Reply<()>> + Send;
+    fn node_remove(&self, id: String, force: bool) -> impl Future<Output = Reply<()>> + Send;
     /// Frames of the multiplexed log stream, ending when the log is done.
     fn container_logs(
         &self,
@@ -149,6 +185,17 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/exec/{id}/start", post(super::exec::start::<B>))
         .route("/exec/{id}/json", get(super::exec::inspect::<B>))
         .route("/containers/{id}", delete(containers::remove::<B>))
+        .route("/swarm", get(swarm::inspect::<B>))
+        .route("/swarm/init", post(swarm::init::<B>))
+        .route("/swarm/join", post(swarm::join::<B>))
+        .route("/swarm/leave", post(swarm::leave::<B>))
+        .route("/swarm/update", post(swarm::update::<B>))
+        .route("/nodes", get(swarm::nodes::<B>))
+        .route(
+            "/nodes/{id}",
+            get(swarm::node::<B>).delete(swarm::node_remove::<B>),
+        )
+        .route("/nodes/{id}/update", post(swarm::node_update::<B>))
         .route(
             "/__unsupported_version/{version}",
             axum::routing::any(unsupported_version),

@@ -4,7 +4,9 @@
 pub mod container;
 pub mod daemon;
 pub mod image;
+pub mod node;
 pub mod runtime;
+pub mod swarm;
 pub mod system;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +50,17 @@ pub enum Command {
     Inspect(container::InspectArgs),
     /// Manage images: load, save, import, ls, inspect, rm, tag, prune.
     Image(image::ImageArgs),
+    /// Create a swarm with this node as its first manager.
+    Init(swarm::InitArgs),
+    /// Join a swarm as a worker or a manager.
+    Join(swarm::JoinArgs),
+    /// Show (or rotate) the join token of a role.
+    #[command(name = "join-token")]
+    JoinToken(swarm::JoinTokenArgs),
+    /// Leave the swarm.
+    Leave(swarm::LeaveArgs),
+    /// Manage the swarm's nodes: ls, inspect, update, promote, demote, rm.
+    Node(node::NodeArgs),
     /// Show the client's and the daemon's versions.
     Version,
     /// Show system-wide information from the daemon.
@@ -141,6 +154,11 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
             Command::Rm(args) => container::rm(&client, args).await,
             Command::Inspect(args) => container::inspect(&client, args).await,
             Command::Info => system::info(&client).await,
+            Command::Init(args) => swarm::init(&client, args).await,
+            Command::Join(args) => swarm::join(&client, args).await,
+            Command::JoinToken(args) => swarm::join_token(&client, args).await,
+            Command::Leave(args) => swarm::leave(&client, args).await,
+            Command::Node(args) => node::run(&client, args).await,
             Command::Runtime(_)
             | Command::Daemon(_)
             | Command::Shim { .. }

@@ -232,6 +232,7 @@ struct JoinRequest {
     token: String,
     info: NodeInfo,
     description: NodeDescription,
+    availability: NodeAvailability,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -288,6 +289,13 @@ pub struct InitOptions {
     pub hostname: String,
     pub spec: SwarmSpec,
     pub description: NodeDescription,
+    pub availability: NodeAvailability,
+    /// CIDRs of the container address pool; empty means the default.
+    pub default_addr_pool: Vec<String>,
+    /// Prefix length of each node's subnet; 0 means the default.
+    pub subnet_size: u32,
+    /// 0 means the default.
+    pub data_path_port: u32,
 }
 
 /// Options of `swarm join`.
@@ -299,6 +307,7 @@ pub struct JoinOptions {
     pub advertise_addr: Option<String>,
     pub hostname: String,
     pub description: NodeDescription,
+    pub availability: NodeAvailability,
 }
 
 struct Inner {
@@ -582,6 +591,11 @@ impl Cluster {
         let bytes = codec::encode(rpc).map_err(|e| Attempt::Fail(raft_err(e)))?;
         let reply = match self.inner.p2p.request_rpc(peer, bytes).await {
             Ok(reply) => reply,
+            // The leader cuts a leaving node off as soon as the membership drops it, often
+            // before its answer is out: being refused then means the leave went through.
+            Err(P2pError::Refused { .. }) if matches!(rpc, Rpc::Leave { .. }) => {
+                return Ok(RpcOk::Left);
+            }
             // Never delivered: safe to try again.
             Err(e)
                 if e.is_unreachable()
@@ -673,15 +687,15 @@ impl Cluster {
         let command = Command::InitCluster {
             cluster_id,
             spec: options.spec,
-            default_addr_pool: Vec::new(),
-            subnet_size: 0,
-            data_path_port: 0,
+            default_addr_pool: options.default_addr_pool,
+            subnet_size: options.subnet_size,
+            data_path_port: options.data_path_port,
             join_token_hashes: tokens::hashes_of(&join_tokens),
             manager: NewNode {
                 id: self.inner.node_id.clone(),
                 spec: NodeSpec {
                     role: NodeRole::Manager,
-                    availability: NodeAvailability::Active,
+                    availability: options.availability,
                     ..Default::default()
                 },
                 description,
@@ -719,6 +733,7 @@ impl Cluster {
             token: options.token,
             info: self.node_info(),
             description,
+            availability: options.availability,
         };
         let bytes = codec::encode(&request).map_err(raft_err)?;
         let joined = match self.inner.p2p.join(remote.clone(), bytes).await {
@@ -902,7 +917,7 @@ impl Cluster {
                     id: node_id.clone(),
                     spec: NodeSpec {
                         role,
-                        availability: NodeAvailability::Active,
+                        availability: request.availability,
                         ..Default::default()
                     },
                     description: request.description,
@@ -1002,7 +1017,8 @@ impl Cluster {
         Ok(current)
     }
 
-    fn is_manager(&self) -> bool {
+    /// A manager in fact: a Raft voter.
+    pub fn is_manager(&self) -> bool {
         self.metrics()
             .membership_config
             .membership()
@@ -1371,6 +1387,18 @@ impl Cluster {
                     })
                     .await;
             }
+            // Demotion: a voter whose spec asks for worker stays a learner. The state never
+            // lets the last manager be demoted; the voter count is checked again here.
+            if voters.contains(raft_id) && node.spec.role == NodeRole::Worker && voters.len() > 1 {
+                tracing::info!(node = %node.id, "demoting to learner");
+                let change = ChangeMembers::RemoveVoters(BTreeSet::from([*raft_id]));
+                let _ = tokio::time::timeout(
+                    timeouts.propose,
+                    self.inner.raft.change_membership(change, true),
+                )
+                .await;
+                continue;
+            }
             // Manager status of voters.
             if voters.contains(raft_id) {
                 let (_, addr) = ip_and_port(&info.addr);
@@ -1391,6 +1419,14 @@ impl Cluster {
                         })
                         .await;
                 }
+            } else if node.manager_status.is_some() {
+                // Demoted (or removed from the voters): no longer a manager in the state.
+                let _ = self
+                    .propose(Command::SetManagerStatus {
+                        id: node.id.clone(),
+                        status: None,
+                    })
+                    .await;
             } else if node.spec.role == NodeRole::Manager && is_alive {
                 // Promote a caught-up learner whose spec asks for manager.
                 let last = m.last_log_index.unwrap_or(0);

@@ -10,6 +10,7 @@
 
 mod exec;
 mod logs;
+pub mod swarm;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use crate::types::container::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
     ContainerWaitResponse,
 };
-use crate::types::system::{ComponentVersion, Info, Platform, SwarmInfo, Version};
+use crate::types::system::{ComponentVersion, Info, Platform, Version};
 
 /// Default data directory (persistent state).
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/swarm";
@@ -39,9 +40,8 @@ pub struct DaemonConfig {
     pub data_dir: PathBuf,
     pub exec_root: PathBuf,
     pub socket: PathBuf,
-    /// p2p listen address (used once the cluster lands).
-    pub listen_addr: String,
-    pub advertise_addr: Option<String>,
+    /// The cluster plane: p2p addresses and timing.
+    pub swarm: swarm::SwarmSettings,
 }
 
 /// What the daemon knows and does; the API's [`Backend`].
@@ -53,10 +53,12 @@ pub struct Engine {
     /// This binary: the exec helper.
     helper: PathBuf,
     hostname: String,
+    swarm: Arc<swarm::SwarmPlane>,
 }
 
 impl Engine {
-    pub fn new(config: DaemonConfig) -> Result<Engine> {
+    /// `shutdown` also stops the cluster member.
+    pub fn new(config: DaemonConfig, shutdown: CancellationToken) -> Result<Engine> {
         let runtime = crate::runtime::Runtime::new(config.exec_root.join("runtime"))?;
         let images = Arc::new(
             ImageStore::open(config.data_dir.join("images")).context("open the image store")?,
@@ -66,7 +68,14 @@ impl Engine {
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let swarm = Arc::new(swarm::SwarmPlane::new(
+            swarm::swarm_dir(&config.data_dir),
+            config.swarm.clone(),
+            swarm::describe_host(&hostname),
+            shutdown,
+        ));
         Ok(Engine {
+            swarm,
             containers: Arc::new(Containers::new(
                 runtime,
                 containers_dir,
@@ -146,7 +155,7 @@ fn kernel_version() -> String {
 
 impl Backend for Engine {
     fn swarm_header(&self) -> String {
-        "inactive".into()
+        self.swarm.header()
     }
 
     fn version(&self) -> Version {
@@ -224,10 +233,7 @@ impl Backend for Engine {
             } else {
                 "1".into()
             },
-            swarm: SwarmInfo {
-                local_node_state: "inactive".into(),
-                ..Default::default()
-            },
+            swarm: self.swarm.info(),
         }
     }
 
@@ -546,6 +552,56 @@ impl Backend for Engine {
         self.execs.inspect(&id)
     }
 
+    async fn swarm_init(&self, request: crate::types::InitRequest) -> Result<String, ApiError> {
+        self.swarm.init(request).await
+    }
+
+    async fn swarm_join(&self, request: crate::types::JoinRequest) -> Result<(), ApiError> {
+        self.swarm.join(request).await
+    }
+
+    async fn swarm_leave(&self, force: bool) -> Result<(), ApiError> {
+        self.swarm.leave(force).await
+    }
+
+    async fn swarm_inspect(&self, local: bool) -> Result<crate::types::Swarm, ApiError> {
+        self.swarm.inspect(local).await
+    }
+
+    async fn swarm_update(
+        &self,
+        version: u64,
+        spec: crate::types::SwarmSpec,
+        rotate: crate::types::swarm::Rotate,
+    ) -> Result<(), ApiError> {
+        self.swarm.update(version, spec, rotate).await
+    }
+
+    async fn node_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+        local: bool,
+    ) -> Result<Vec<crate::types::Node>, ApiError> {
+        self.swarm.nodes(&filters, local).await
+    }
+
+    async fn node_inspect(&self, id: String, local: bool) -> Result<crate::types::Node, ApiError> {
+        self.swarm.node(&id, local).await
+    }
+
+    async fn node_update(
+        &self,
+        id: String,
+        version: u64,
+        spec: crate::types::NodeSpec,
+    ) -> Result<(), ApiError> {
+        self.swarm.node_update(&id, version, spec).await
+    }
+
+    async fn node_remove(&self, id: String, force: bool) -> Result<(), ApiError> {
+        self.swarm.node_remove(&id, force).await
+    }
+
     async fn container_logs(
         &self,
         id: String,
@@ -614,7 +670,8 @@ async fn serve(config: DaemonConfig) -> Result<()> {
     create_private_dir(&config.exec_root, 0o700)?;
     let listener = bind_socket(&config.socket).await?;
     let shutdown = CancellationToken::new();
-    let engine = Arc::new(Engine::new(config.clone())?);
+    let engine = Arc::new(Engine::new(config.clone(), shutdown.clone())?);
+    engine.swarm.resume().await;
 
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -623,7 +680,8 @@ async fn serve(config: DaemonConfig) -> Result<()> {
         signals.cancel();
     });
     tracing::info!(socket = %config.socket.display(), "API listening");
-    let served = api::serve(listener, engine, shutdown).await;
+    let served = api::serve(listener, engine.clone(), shutdown).await;
+    engine.swarm.stop().await;
     let _ = std::fs::remove_file(&config.socket);
     served.context("serve the API")
 }

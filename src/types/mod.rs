@@ -35,8 +35,8 @@ pub use node::{
     NodeState, NodeStatus, Platform, PluginDescription, Reachability, Resources, TlsInfo,
 };
 pub use swarm::{
-    CaConfig, ClusterInfo, DispatcherConfig, Driver, EncryptionConfig, ExternalCa, JoinTokens,
-    OrchestrationConfig, RaftConfig, Swarm, SwarmSpec, TaskDefaults,
+    CaConfig, ClusterInfo, DispatcherConfig, Driver, EncryptionConfig, ExternalCa, InitRequest,
+    JoinRequest, JoinTokens, OrchestrationConfig, RaftConfig, Swarm, SwarmSpec, TaskDefaults,
 };
 pub use time::Timestamp;
 

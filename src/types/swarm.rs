@@ -180,6 +180,44 @@ pub struct EncryptionConfig {
     pub auto_lock_managers: bool,
 }
 
+/// `POST /swarm/init`. Zero values mean "the default" (the docker CLI sends them all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InitRequest {
+    pub listen_addr: String,
+    pub advertise_addr: String,
+    pub data_path_addr: String,
+    pub data_path_port: u32,
+    pub force_new_cluster: bool,
+    pub spec: SwarmSpec,
+    pub auto_lock_managers: bool,
+    /// `active`, `pause`, `drain` or empty.
+    pub availability: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub default_addr_pool: Vec<String>,
+    pub subnet_size: u32,
+}
+
+/// `POST /swarm/update`'s query: which join tokens to replace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotate {
+    pub worker: bool,
+    pub manager: bool,
+}
+
+/// `POST /swarm/join`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JoinRequest {
+    pub listen_addr: String,
+    pub advertise_addr: String,
+    pub data_path_addr: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub remote_addrs: Vec<String>,
+    pub join_token: String,
+    pub availability: String,
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

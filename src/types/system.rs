@@ -51,6 +51,9 @@ pub struct SwarmInfo {
     pub remote_managers: Option<Vec<PeerNode>>,
     pub nodes: Option<u64>,
     pub managers: Option<u64>,
+    /// On managers only: the cluster object (`docker info` prints its settings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::types::ClusterInfo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
