@@ -50,7 +50,7 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
             daemon_args: Vec::new(),
-            log_level: "info".into(),
+            log_level: "info,openraft=warn".into(),
             start_timeout: Duration::from_secs(30),
         }
     }
@@ -383,6 +383,18 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
+        // The whole logs outlive a failed test (in $TMPDIR, which scripts/test.sh removes).
+        let keep = std::env::temp_dir().join(format!(
+            "swarm-cluster-logs-{}-{}",
+            std::process::id(),
+            self.slot
+        ));
+        if panicking && std::fs::create_dir_all(&keep).is_ok() {
+            for host in &self.hosts {
+                let _ = std::fs::copy(host.log_path(), keep.join(format!("{}.log", host.name)));
+            }
+            eprintln!("===== daemon logs kept in {}", keep.display());
+        }
         for host in &mut self.hosts {
             if panicking {
                 eprintln!(
