@@ -725,7 +725,7 @@ fn send_garbage(c: &Cluster, from: usize, target: std::net::SocketAddr, bytes: &
         .set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
     let written = stream.write_all(bytes);
     let mut answer = Vec::new();

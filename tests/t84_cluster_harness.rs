@@ -77,7 +77,8 @@ fn t10_hosts_daemons_faults_and_cleanup() {
     cluster.isolate(1);
     let tcp = cluster.host(0).tcp_connect(h1_p2p, Duration::from_secs(1));
     assert!(
-        tcp.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut),
+        tcp.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut),
         "TCP to an isolated host vanishes: {tcp:?}"
     );
     assert!(!cluster.reachable(0, 1));
