@@ -9,8 +9,9 @@
 #          dirs; a write is `POST /v3/kv/put` (its HTTP/JSON gRPC gateway, base64 key/value)
 #   swarm  3 `swarm daemon`s, each on a network-namespace host (swb-h1..3, 198.18.0.61..63 on
 #          bridge swb-br), init + 2 manager joins through the API; a write is
-#          `POST /nodes/ID/update?version=N` adding a label, after an untimed `GET /nodes/ID`
-#          for the version (throughput counts that GET in: it is what a client must do).
+#          `POST /nodes/ID/update?version=N` adding a label, after an untimed
+#          `GET /nodes/ID?consistency=local` for the version (throughput counts that GET in:
+#          a client must read before it writes).
 # Both sides are driven by the same stdlib Python HTTP/1.1 keep-alive client
 # (scripts/bench/cluster_client.py), TCP for etcd, the Unix socket for swarm, against the
 # leader. Data dirs of both live in one temp dir (same file system).
@@ -25,7 +26,7 @@
 #      The survivor is probed with overlapping writes, a new one every 50 ms, so a write
 #      stuck on the dead leader (etcd holds it for its 7 s request timeout) hides nothing
 #   4. swarm only: kill -9 a follower -> the leader's `GET /nodes` shows it "down"
-#   5. idle RSS of each member/daemon after 10 s idle (VmRSS)
+#   5. idle RSS of each member/daemon after 10 s idle (VmRSS), and its CPU over those 10 s
 # Targets: write latency <= etcd's, failover <= 1 s, down <= 2 s, idle RSS <= 30 MiB.
 # The swarm side is skipped, with a message, while the daemon has no `POST /swarm/init`.
 #
@@ -130,6 +131,22 @@ cc put "$RESULTS" rounds "$ROUNDS"
 cc put "$RESULTS" etcd_version "\"$($ETCD --version | awk '/etcd Version/ {print $3}')\""
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
+HZ="$(getconf CLK_TCK)"
+# idle_sample SIDE PID... — sleep 10 s; record RSS at the end and CPU over the 10 s.
+idle_sample() {
+    local side="$1" pid before=() rss=() cpu=() i=0
+    shift
+    for pid in "$@"; do before+=("$(cpu_ticks "$pid")"); done
+    sleep 10
+    for pid in "$@"; do
+        rss+=("$(rss_kib "$pid")")
+        cpu+=("$((($(cpu_ticks "$pid") - before[i]) * 1000 / HZ))") # ms of CPU in 10 s
+        i=$((i + 1))
+    done
+    cc put-runs "$RESULTS" "$side.rss" median_mib 0.0009765625 "${rss[@]}"
+    cc put-runs "$RESULTS" "$side.cpu" median_pct 0.01 "${cpu[@]}" # ms per 10 s -> % of a core
+}
 
 # --- etcd -------------------------------------------------------------------------
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -167,11 +184,8 @@ for i in 0 1 2; do start_etcd "$i"; done
 for i in 0 1 2; do
     cc wait-write "etcd:${ETCD_URLS[$i]}" 60 >/dev/null || { tail -n 20 "$WORK/logs/etcd-m$i.log" >&2; die "etcd m$i did not come up"; }
 done
-log "etcd: idle 10 s, then RSS"
-sleep 10
-RSS=()
-for i in 0 1 2; do RSS+=("$(rss_kib "${ETCD_PIDS[$i]}")"); done
-cc put-runs "$RESULTS" etcd.rss median_mib 0.0009765625 "${RSS[@]}"
+log "etcd: idle 10 s: RSS and CPU"
+idle_sample etcd "${ETCD_PIDS[@]}"
 L="$(etcd_leader)"
 log "etcd: latency, $N writes to the leader m$L"
 cc put "$RESULTS" etcd.latency "$(cc latency "etcd:${ETCD_URLS[$L]}" "$N")"
@@ -268,15 +282,12 @@ swarm_side() {
     done
     cc swarm-ready "$(host_sock 1)" 3 60 >/dev/null
     cc put "$RESULTS" swarm_setup '"3 managers in network-namespace hosts (veth + bridge), default timings"'
-    cc put "$RESULTS" swarm_write '"POST /nodes/ID/update?version=N (+1 label) after GET /nodes/ID; 409 retried"'
-    log "swarm: idle 10 s, then RSS"
-    sleep 10
-    RSS=()
+    cc put "$RESULTS" swarm_write '"POST /nodes/ID/update?version=N (+1 label) after GET /nodes/ID?consistency=local; 409 retried"'
     for i in 1 2 3; do
         [[ "$(readlink "/proc/${SWARM_PIDS[$i]}/exe")" == *swarm* ]] || die "pid ${SWARM_PIDS[$i]} is not the daemon"
-        RSS+=("$(rss_kib "${SWARM_PIDS[$i]}")")
     done
-    cc put-runs "$RESULTS" swarm.rss median_mib 0.0009765625 "${RSS[@]}"
+    log "swarm: idle 10 s: RSS and CPU"
+    idle_sample swarm "${SWARM_PIDS[1]}" "${SWARM_PIDS[2]}" "${SWARM_PIDS[3]}"
     out="$(swarm_leader)"
     read -r L LID <<<"$out"
     log "swarm: latency, $N writes to the leader h$L"

@@ -5,8 +5,9 @@
 Targets:  etcd:http://127.0.0.1:PORT      a write is POST /v3/kv/put {key, value} (base64)
           swarm:/path/to/swarm.sock       a write is POST /nodes/ID/update?version=N with the
                                           node's Spec plus one label; N comes from a GET
-                                          /nodes/ID just before, which is not timed in the
-                                          latency runs; a 409 (stale version) is retried
+                                          /nodes/ID?consistency=local (the manager's own copy)
+                                          just before, which is not timed in the latency
+                                          runs; a 409 (stale version) is retried
 
 Subcommands (each prints one JSON object on stdout):
   latency TARGET N [NODE]                 N sequential writes after 20 warm-up ones
@@ -109,7 +110,7 @@ class Writer:
         """The untimed part of a write (swarm: read the node's version and spec)."""
         if self.conn.kind != "swarm":
             return None
-        status, node = self.conn.request("GET", f"/nodes/{self.node}")
+        status, node = self.conn.request("GET", f"/nodes/{self.node}?consistency=local")
         if status != 200:
             raise RuntimeError(f"GET /nodes/{self.node}: {status} {node}")
         spec = node["Spec"]
@@ -357,6 +358,7 @@ def report(path):
     row(f"node kill -9 -> shown down, median of {rounds}", "down", "median_s", "s",
         "swarm <= 2 s")
     row("idle RSS per member/daemon, median", "rss", "median_mib", "MiB", "swarm <= 30 MiB")
+    row("idle CPU per member/daemon, median", "cpu", "median_pct", "%")
     for side, d in (("etcd", e), ("swarm", s)):
         for key in ("latency", "throughput"):
             x = d.get(key) or {}
@@ -369,7 +371,9 @@ def report(path):
                 print(f"  {side} {key} runs (s): "
                       + ", ".join(fmt(v, "") for v in d[key].get("runs", [])))
         if d.get("rss"):
-            print(f"  {side} idle RSS (MiB): " + ", ".join(f"{v:.1f}" for v in d["rss"]["runs"]))
+            print(f"  {side} idle RSS (MiB): " + ", ".join(f"{v:.1f}" for v in d["rss"]["runs"])
+                  + "; idle CPU (% of a core): "
+                  + ", ".join(f"{v:.1f}" for v in (d.get("cpu") or {}).get("runs", [])))
     if r.get("swarm_skipped"):
         print(f"swarm: skipped: {r['swarm_skipped']}")
 
