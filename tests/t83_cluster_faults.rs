@@ -15,7 +15,7 @@
 //! The write is Docker's node update: `GET /nodes/ID` for `Version.Index` and the spec, then
 //! `POST /nodes/ID/update?version=N` with the spec plus one new label. Each write adds its
 //! own label key and keeps the others, so "no acknowledged write lost" is "every key whose
-//! POST got 200 is in the final spec". Timing flags are relaxed for a busy 2-core machine;
+//! POST got 200 is in every manager's own copy of the node afterwards". Timing flags are relaxed for a busy 2-core machine;
 //! no assertion is about speed except F4's "returns within" bound.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -383,11 +383,10 @@ fn t20_f1_leader_killed_under_writes() {
 
     eprintln!("--- the old leader h{leader} rejoins as a follower");
     c.restart(leader);
+    // It comes back as a follower; not asserted, as a loaded machine may hold a fresh
+    // election at any time, which it could win.
     let after = wait_healthy(&c, survivor, 3, 3);
-    assert_ne!(
-        after, leader,
-        "the restarted old leader is not leader again at once"
-    );
+    eprintln!("    after its restart h{leader} follows h{after}");
 
     eprintln!("--- no acknowledged write is lost, on any manager");
     for (h, id) in histories.iter().zip(&ids) {
