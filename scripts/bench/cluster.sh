@@ -20,7 +20,10 @@
 #   1. write latency with one write in flight: median and p99 of N writes (after 20 warm-up)
 #   2. throughput with CLIENTS concurrent clients (each its own connection) for SECONDS or
 #      MAX writes, whichever comes first; swarm spreads them over the 3 node objects and
-#      retries a 409 (stale version) with a fresh GET, counted in the notes
+#      retries a 409 (stale version) with a fresh GET, counted in the notes. The version
+#      check runs in swarm's state machine, so a 409 is a committed Raft entry too: the
+#      "committed proposals" row counts both. Then 3 clients, on swarm one per node object
+#      (no contention)
 #   3. leader failover: kill -9 the leader -> first acknowledged write on a survivor (median
 #      of ROUNDS; the killed member is restarted and the cluster settles between rounds).
 #      The survivor is probed with overlapping writes, a new one every 50 ms, so a write
@@ -33,7 +36,9 @@
 # Environment: SWARM_BIN (default $CARGO_TARGET_DIR|target/release/swarm), SWARM_BENCH_BUILD=1
 #   (cargo build --release first), SWARM_BENCH_CLIENTS (32), SWARM_BENCH_SECONDS (10),
 #   SWARM_BENCH_MAX (20000), SWARM_BENCH_ROUNDS (3), SWARM_BENCH_NO_SWARM=1,
-#   SWARM_BENCH_JSON=PATH (keep the collected results).
+#   SWARM_BENCH_DAEMON_ARGS="--raft-election-ms 300 ..." (extra daemon flags, e.g. timings),
+#   SWARM_BENCH_JSON=PATH (keep the collected results), SWARM_BENCH_LOGS=DIR (keep the
+#   etcd and daemon logs; SWARM_LOG=info makes the daemons talkative).
 # Installs (once): etcd-server etcd-client python3 iproute2 procps. Everything this script
 # starts (etcd members, daemons, namespaces, links, temp dirs) is removed on exit.
 set -euo pipefail
@@ -116,6 +121,9 @@ cleanup() {
         ip link del "swb-v$i" 2>/dev/null
     done
     ip link del "$BRIDGE" 2>/dev/null
+    if [[ -n "${SWARM_BENCH_LOGS:-}" ]]; then
+        mkdir -p "$SWARM_BENCH_LOGS" && cp -r "$WORK/logs/." "$SWARM_BENCH_LOGS/"
+    fi
     rm -rf --one-file-system "$WORK"
     exit "$rc"
 }
@@ -191,6 +199,8 @@ log "etcd: latency, $N writes to the leader m$L"
 cc put "$RESULTS" etcd.latency "$(cc latency "etcd:${ETCD_URLS[$L]}" "$N")"
 log "etcd: throughput, $CLIENTS clients, ${SECONDS_LOAD}s or $MAX_WRITES writes"
 cc put "$RESULTS" etcd.throughput "$(cc throughput "etcd:${ETCD_URLS[$L]}" "$CLIENTS" "$SECONDS_LOAD" "$MAX_WRITES")"
+log "etcd: throughput, 3 clients, ${SECONDS_LOAD}s or $MAX_WRITES writes"
+cc put "$RESULTS" etcd.throughput3 "$(cc throughput "etcd:${ETCD_URLS[$L]}" 3 "$SECONDS_LOAD" "$MAX_WRITES")"
 RUNS=()
 for ((r = 1; r <= ROUNDS; r++)); do
     L="$(etcd_leader)"
@@ -206,6 +216,7 @@ done
 cc put-runs "$RESULTS" etcd.failover median_s 1 "${RUNS[@]}"
 
 # --- swarm ------------------------------------------------------------------------
+read -r -a DAEMON_ARGS <<<"${SWARM_BENCH_DAEMON_ARGS:-}"
 host_ip() { printf '198.18.0.%d\n' $((60 + $1)); }
 host_sock() { printf '%s/h%d/run/swarm.sock\n' "$WORK" "$1"; }
 start_swarm() { # I
@@ -215,7 +226,7 @@ start_swarm() { # I
     SWARM_BENCH_RUN_ID="$SWARM_BENCH_RUN_ID" ip netns exec "swb-h$i" unshare --uts \
         sh -c 'hostname "$0" && exec "$@"' "swb-h$i" "$SWARM_BIN" daemon \
         --data-dir "$dir/data" --exec-root "$dir/run" --socket "$(host_sock "$i")" \
-        --listen-addr "$(host_ip "$i"):2377" --advertise-addr "$(host_ip "$i")" \
+        --listen-addr "$(host_ip "$i"):2377" --advertise-addr "$(host_ip "$i")" "${DAEMON_ARGS[@]}" \
         </dev/null >>"$WORK/logs/swarm-h$i.log" 2>&1 &
     SWARM_PIDS[i]=$!
     local tries
@@ -281,7 +292,7 @@ swarm_side() {
         [[ "$(status_of "$out")" == 200 ]] || die "swarm join h$i: $out"
     done
     cc swarm-ready "$(host_sock 1)" 3 60 >/dev/null
-    cc put "$RESULTS" swarm_setup '"3 managers in network-namespace hosts (veth + bridge), default timings"'
+    cc put "$RESULTS" swarm_setup "\"3 managers in network-namespace hosts (veth + bridge), timings: ${SWARM_BENCH_DAEMON_ARGS:-the defaults}\""
     cc put "$RESULTS" swarm_write '"POST /nodes/ID/update?version=N (+1 label) after GET /nodes/ID?consistency=local; 409 retried"'
     for i in 1 2 3; do
         [[ "$(readlink "/proc/${SWARM_PIDS[$i]}/exe")" == *swarm* ]] || die "pid ${SWARM_PIDS[$i]} is not the daemon"
@@ -296,6 +307,8 @@ swarm_side() {
     for i in 1 2 3; do nodes+=("$(node_id_of "$i")"); done
     log "swarm: throughput, $CLIENTS clients over ${#nodes[@]} node objects, ${SECONDS_LOAD}s or $MAX_WRITES writes"
     cc put "$RESULTS" swarm.throughput "$(cc throughput "swarm:$(host_sock "$L")" "$CLIENTS" "$SECONDS_LOAD" "$MAX_WRITES" "${nodes[@]}")"
+    log "swarm: throughput, 3 clients, one node object each, ${SECONDS_LOAD}s or $MAX_WRITES writes"
+    cc put "$RESULTS" swarm.throughput3 "$(cc throughput "swarm:$(host_sock "$L")" 3 "$SECONDS_LOAD" "$MAX_WRITES" "${nodes[@]}")"
     RUNS=()
     for ((r = 1; r <= ROUNDS; r++)); do
         out="$(swarm_leader)"
