@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Network-namespace hosts on this machine, each running its own `swarm daemon`.
 #
-#   scripts/cluster.sh up N       N hosts swarm-h1..hN (198.18.0.11..) on bridge swarm-br0
+#   scripts/cluster.sh up N [--managers M] [--no-swarm]
+#                                 N hosts swarm-h1..hN (198.18.0.11..) on bridge swarm-br0
 #                                 (198.18.0.1/24), a daemon in each with its own data dir,
-#                                 exec root and socket under $SWARM_CLUSTER_DIR
+#                                 exec root and socket under $SWARM_CLUSTER_DIR; host 1 runs
+#                                 `swarm init`, hosts 2..M join as managers (M defaults to
+#                                 1, at most N), the others as workers
+#   scripts/cluster.sh kill I     kill -9 host I's daemon (its containers keep running)
+#   scripts/cluster.sh start I    start host I's daemon again on its state
 #   scripts/cluster.sh exec I CMD...   run `swarm -H <host I's socket> CMD...`
 #   scripts/cluster.sh sh I CMD...     run CMD inside host I's network namespace
 #   scripts/cluster.sh down       stop every daemon and remove hosts, bridge and state
@@ -11,7 +16,8 @@
 #
 # Addresses: hosts 198.18.0.0/24 only (RFC 2544 benchmarking space). Nothing else is touched.
 # Environment: SWARM_BIN (default: the newer of target/release/swarm and target/debug/swarm),
-#   SWARM_CLUSTER_DIR (default /tmp/swarm-cluster).
+#   SWARM_CLUSTER_DIR (default /tmp/swarm-cluster), SWARM_DAEMON_ARGS (extra daemon flags,
+#   e.g. "--raft-heartbeat-ms 500").
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -46,9 +52,75 @@ hosts() {
     done | sort -n
 }
 
+start_daemon() {
+    local i="$1" ns ip dir bin
+    ns="$(host_ns "$i")"
+    ip="$(host_ip "$i")"
+    dir="$(host_dir "$i")"
+    bin="$(swarm_bin)"
+    if [[ -f "$dir/daemon.pid" ]] && kill -0 "$(cat "$dir/daemon.pid")" 2>/dev/null; then
+        return 0
+    fi
+    # Its own network namespace and hostname: what a host is to the cluster.
+    # shellcheck disable=SC2086 # SWARM_DAEMON_ARGS is a list of flags
+    setsid ip netns exec "$ns" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$ns" \
+        "$bin" daemon \
+        --data-dir "$dir/data" --exec-root "$dir/run" --socket "$(host_socket "$i")" \
+        --listen-addr "$ip:2377" --advertise-addr "$ip" ${SWARM_DAEMON_ARGS:-} \
+        >>"$dir/daemon.log" 2>&1 </dev/null &
+    echo $! >"$dir/daemon.pid"
+}
+
+wait_daemon() {
+    local i="$1" tries=0
+    until "$(swarm_bin)" -H "unix://$(host_socket "$i")" version >/dev/null 2>&1; do
+        ((tries++ < 100)) || die "host $i: daemon did not start; see $(host_dir "$i")/daemon.log"
+        sleep 0.1
+    done
+}
+
+on() {
+    local i="$1"
+    shift
+    "$(swarm_bin)" -H "unix://$(host_socket "$i")" "$@"
+}
+
+# Host 1 inits (unless already in a swarm); 2..M join as managers, the rest as workers.
+form_swarm() {
+    local n="$1" m="$2" i worker manager state
+    state="$(on 1 info | awk '/^ Swarm:/ {print $2}')"
+    if [[ "$state" != active ]]; then
+        on 1 init >/dev/null
+        log "host 1: swarm initialised"
+    fi
+    worker="$(on 1 join-token -q worker)"
+    manager="$(on 1 join-token -q manager)"
+    for ((i = 2; i <= n; i++)); do
+        state="$(on "$i" info | awk '/^ Swarm:/ {print $2}')"
+        [[ "$state" == active ]] && continue
+        if ((i <= m)); then
+            on "$i" join --token "$manager" "$(host_ip 1):2377" >/dev/null
+            log "host $i: joined as a manager"
+        else
+            on "$i" join --token "$worker" "$(host_ip 1):2377" >/dev/null
+            log "host $i: joined as a worker"
+        fi
+    done
+}
+
 up() {
-    local n="$1" i ns ip dir bin
+    local n="$1" managers=1 form=1 i ns ip dir bin
+    shift
+    while (($#)); do
+        case "$1" in
+            --managers) managers="${2:?--managers M}"; shift 2 ;;
+            --no-swarm) form=0; shift ;;
+            *) die "up: unknown option $1" ;;
+        esac
+    done
     [[ "$n" =~ ^[0-9]+$ ]] && ((n >= 1 && n <= MAX_HOSTS)) || die "up N: N must be 1..$MAX_HOSTS"
+    [[ "$managers" =~ ^[0-9]+$ ]] && ((managers >= 1 && managers <= n)) ||
+        die "up: --managers must be 1..$n"
     bin="$(swarm_bin)"
     [[ -x "$bin" ]] || die "no swarm binary at $bin: run cargo build first"
     mkdir -p "$DIR"
@@ -70,25 +142,14 @@ up() {
             ip -n "$ns" link set lo up
         fi
         mkdir -p "$dir/run"
-        if [[ -f "$dir/daemon.pid" ]] && kill -0 "$(cat "$dir/daemon.pid")" 2>/dev/null; then
-            continue
-        fi
-        # Its own network namespace and hostname: what a host is to the cluster.
-        setsid ip netns exec "$ns" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$ns" \
-            "$bin" daemon \
-            --data-dir "$dir/data" --exec-root "$dir/run" --socket "$(host_socket "$i")" \
-            --listen-addr "$ip:2377" --advertise-addr "$ip" \
-            >"$dir/daemon.log" 2>&1 </dev/null &
-        echo $! >"$dir/daemon.pid"
+        start_daemon "$i"
     done
     for ((i = 1; i <= n; i++)); do
-        local tries=0
-        until "$bin" -H "unix://$(host_socket "$i")" version >/dev/null 2>&1; do
-            ((tries++ < 100)) || die "host $i: daemon did not start; see $(host_dir "$i")/daemon.log"
-            sleep 0.1
-        done
+        wait_daemon "$i"
         log "host $i: $(host_ns "$i") $(host_ip "$i") socket $(host_socket "$i")"
     done
+    ((form)) && form_swarm "$n" "$managers"
+    return 0
 }
 
 down() {
@@ -127,7 +188,18 @@ status() {
 cmd="${1:-}"
 shift || true
 case "$cmd" in
-    up) up "${1:-3}" ;;
+    up) up "${1:-3}" "${@:2}" ;;
+    kill)
+        i="${1:?kill I}"
+        [[ -f "$(host_dir "$i")/daemon.pid" ]] || die "no host $i"
+        kill -KILL "$(cat "$(host_dir "$i")/daemon.pid")" 2>/dev/null || true
+        ;;
+    start)
+        i="${1:?start I}"
+        [[ -d "$(host_dir "$i")" ]] || die "no host $i"
+        start_daemon "$i"
+        wait_daemon "$i"
+        ;;
     down) down ;;
     status) status ;;
     exec)
@@ -140,5 +212,5 @@ case "$cmd" in
         shift
         exec ip netns exec "$(host_ns "$i")" "$@"
         ;;
-    *) die "usage: scripts/cluster.sh up N | down | status | exec I CMD... | sh I CMD..." ;;
+    *) die "usage: scripts/cluster.sh up N [--managers M] [--no-swarm] | down | status | kill I | start I | exec I CMD... | sh I CMD..." ;;
 esac

@@ -6,7 +6,11 @@
 # limits (memory → OOMKilled, pids → fork bomb contained, CPU quota → throttled), plus the
 # lifecycle: detached container, exec, logs, stats, stop with a grace period, delete.
 # Then `swarm daemon`: an image imported into its store, `swarm run` from it like
-# `docker run`, and the real docker CLI talking to the daemon.
+# `docker run`, the real docker CLI talking to the daemon, and an image pushed to a local
+# registry (Debian's docker-registry on loopback), removed, pulled back and run.
+# Last, a cluster: five network-namespace hosts on this machine (198.18.0.11-15), three
+# managers and two workers, `swarm node ls` and `docker node ls`, the leader killed with
+# kill -9 and replaced, the dead node marked Down, and the node back as Ready.
 #
 # Run as root from anywhere:  scripts/demo.sh
 set -euo pipefail
@@ -21,7 +25,8 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x "${HOME:-/root}/.cargo/bin/cargo"
     PATH="${HOME:-/root}/.cargo/bin:$PATH"
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (rustup) first"
-apt_install busybox-static gcc libc6-dev libseccomp-dev pkg-config python3
+apt_install busybox-static gcc libc6-dev libseccomp-dev pkg-config python3 iproute2 curl \
+    docker-registry
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$SWARM_ROOT/target}"
 log "building swarm (release)"
@@ -33,6 +38,9 @@ WORK="$(mktemp -d /tmp/swarm-demo.XXXXXX)"
 STATE="$WORK/state"
 rt() { "$SWARM" runtime --root "$STATE" "$@"; }
 DAEMON_PID=""
+REGISTRY_PID=""
+CLUSTER_UP=0
+export SWARM_CLUSTER_DIR="$WORK/cluster"
 SOCK="$WORK/run/swarm.sock"
 sw() { "$SWARM" -H "unix://$SOCK" "$@"; }
 cleanup() {
@@ -42,6 +50,13 @@ cleanup() {
         for id in $(sw ps -a -q 2>/dev/null); do sw rm -f "$id" >/dev/null 2>&1 || true; done
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
+    fi
+    if [[ -n "$REGISTRY_PID" ]]; then
+        kill "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+    fi
+    if ((CLUSTER_UP)); then
+        SWARM_BIN="$SWARM" "$HERE/cluster.sh" down || true
     fi
     rm -rf "$WORK"
 }
@@ -126,4 +141,65 @@ echo "\$ DOCKER_HOST=unix://$SOCK docker ps   (the real docker CLI)"
 DOCKER_HOST="unix://$SOCK" docker ps --format 'table {{.ID}}\t{{.Image}}\t{{.Status}}\t{{.Names}}' 2>&1 || true
 sw stop -t 1 ticker
 sw rm ticker
+
+step "a registry: push, remove, pull with per-layer progress, run"
+REG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+cat >"$WORK/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REG_PORT
+EOF
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+REGISTRY_PID=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$REG_PORT/v2/" >/dev/null && break; sleep 0.1; done
+REF="127.0.0.1:$REG_PORT/demo/busybox:1"
+echo "\$ swarm image tag busybox:demo $REF && swarm image push $REF"
+sw image tag busybox:demo "$REF"
+sw image push "$REF"
+sw image rm "$REF" busybox:demo >/dev/null
+echo "\$ swarm image pull $REF"
+sw image pull "$REF"
+echo "\$ swarm run --rm $REF echo pulled and run"
+sw run --rm "$REF" echo pulled and run
+
+step "a cluster: five hosts (network namespaces), three managers, two workers"
+cl() { SWARM_BIN="$SWARM" "$HERE/cluster.sh" "$@"; }
+CLUSTER_UP=1
+cl up 5 --managers 3
+echo "\$ swarm node ls   (on host 1)"
+cl exec 1 node ls
+echo "\$ DOCKER_HOST=unix://\$SWARM_CLUSTER_DIR/h2/run/swarm.sock docker node ls   (the real docker CLI, on host 2)"
+DOCKER_HOST="unix://$SWARM_CLUSTER_DIR/h2/run/swarm.sock" docker node ls 2>&1 || true
+leader=""
+for i in 1 2 3; do
+    if cl exec "$i" node ls 2>/dev/null | grep -q '\*.*Leader'; then leader="$i"; fi
+done
+[[ -n "$leader" ]] || die "no leader among the managers"
+other=$((leader % 3 + 1))
+echo "\$ kill -9 the leader's daemon (host $leader)"
+cl kill "$leader"
+start=$(date +%s%N)
+leads() { cl exec "$other" node ls 2>/dev/null | grep Leader | grep -vq "swarm-h$leader "; }
+for _ in $(seq 1 100); do leads && break; sleep 0.05; done
+echo "a new leader after $((($(date +%s%N) - start) / 1000000)) ms"
+for _ in $(seq 1 100); do
+    cl exec "$other" node ls 2>/dev/null | grep "swarm-h$leader " | grep -q Down && break
+    sleep 0.05
+done
+echo "host $leader shown Down after $((($(date +%s%N) - start) / 1000000)) ms"
+cl exec "$other" node ls
+echo "\$ start host $leader's daemon again"
+cl start "$leader"
+for _ in $(seq 1 100); do
+    cl exec "$other" node ls 2>/dev/null | grep "swarm-h$leader " | grep -q Ready && break
+    sleep 0.1
+done
+cl exec "$leader" node ls
 log "demo finished: everything it created is gone"

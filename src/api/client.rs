@@ -141,11 +141,24 @@ impl ApiClient {
         &self,
         method: Method,
         path: &str,
+        on_chunk: impl FnMut(&[u8]),
+    ) -> Result<(), ClientError> {
+        self.stream_with_headers(method, path, &[], on_chunk).await
+    }
+
+    /// [`Self::stream`] with extra request headers (`X-Registry-Auth`).
+    pub async fn stream_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
         mut on_chunk: impl FnMut(&[u8]),
     ) -> Result<(), ClientError> {
-        let request = Request::builder()
-            .method(method)
-            .uri(self.uri(path))
+        let mut builder = Request::builder().method(method).uri(self.uri(path));
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        let request = builder
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let response = self.send(request).await?;

@@ -13,6 +13,7 @@
 //! result into JSON. Errors are `{"message": …}` with `Content-Type: application/json`
 //! exactly (the docker CLI parses the body only then) and Docker's status codes.
 
+mod auth;
 pub mod client;
 pub mod containers;
 pub mod error;

@@ -92,6 +92,13 @@ pub trait Backend: Send + Sync + 'static {
         insecure: bool,
         credentials: Option<(String, String)>,
     ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
+    /// Check credentials against a registry (`POST /auth`, `docker login`); nothing is kept.
+    fn registry_login(
+        &self,
+        server: String,
+        credentials: (String, String),
+        insecure: bool,
+    ) -> impl Future<Output = Reply<()>> + Send;
     /// A connection to the container's stdio (attach frames, see runtime::attach), and
     /// whether it has a terminal.
     fn container_attach(
@@ -160,6 +167,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/_ping", get(system::ping::<B>).head(system::ping::<B>))
         .route("/version", get(system::version::<B>))
         .route("/info", get(system::info::<B>))
+        .route("/auth", post(super::auth::login::<B>))
         .route("/images/json", get(images::list::<B>))
         .route("/images/load", post(images::load::<B>))
         .route("/images/create", post(images::create::<B>))

@@ -29,11 +29,12 @@ pub struct DaemonArgs {
     #[arg(long)]
     advertise_addr: Option<String>,
     /// Raft leader heartbeat, in milliseconds (also the timeout of one Raft RPC).
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     raft_heartbeat_ms: u64,
-    /// A follower stands for election after a random silence between this and twice this,
-    /// in milliseconds. Must exceed the Raft heartbeat.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(20..=600_000))]
+    /// Election timeout, in milliseconds: a follower that hears no leader stands for
+    /// election after a random 1–1.5 times this, on top of the old leader's lease (1.5 times
+    /// this). Must exceed the Raft heartbeat.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(20..=600_000))]
     raft_election_ms: u64,
     /// Every node publishes a liveness heartbeat this often, in milliseconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=60_000))]
@@ -44,6 +45,15 @@ pub struct DaemonArgs {
     /// A write (including waiting for a leader) gives up after this, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     propose_timeout_ms: u64,
+    /// Per-registry TLS files, as Docker's certs.d: DIR/<host:port>/ca.crt (CAs to trust),
+    /// client.cert + client.key (mutual TLS). A loopback registry with a directory here is
+    /// spoken to over HTTPS.
+    #[arg(
+        long,
+        env = "SWARM_CERTS_D",
+        default_value = crate::image::registry::tls::DEFAULT_CERTS_DIR
+    )]
+    registry_certs_dir: PathBuf,
 }
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
@@ -68,7 +78,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
         raft: RaftSettings {
             heartbeat_interval: ms(args.raft_heartbeat_ms),
             election_timeout_min: ms(args.raft_election_ms),
-            election_timeout_max: ms(args.raft_election_ms * 2),
+            election_timeout_max: ms(args.raft_election_ms * 3 / 2),
             ..Default::default()
         },
         timeouts: ClusterTimeouts {
@@ -83,6 +93,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
         exec_root: args.exec_root,
         socket: args.socket,
         swarm,
+        registry_certs_dir: args.registry_certs_dir,
     })?;
     Ok(0)
 }

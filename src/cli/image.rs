@@ -152,7 +152,8 @@ pub async fn run(client: &ApiClient, args: ImageArgs) -> Result<i32> {
             if insecure {
                 path.push_str("&insecure=1");
             }
-            return follow_progress(client, Method::POST, &path, quiet).await;
+            let auth = stored_registry_auth(&image)?;
+            return follow_progress(client, Method::POST, &path, &auth, quiet).await;
         }
         ImageCommand::Push { insecure, image } => {
             let (repo, tag) = split_tag(&image);
@@ -160,7 +161,8 @@ pub async fn run(client: &ApiClient, args: ImageArgs) -> Result<i32> {
             if let Some(tag) = tag {
                 path.push_str(&format!("&tag={}", escape(tag)));
             }
-            return follow_progress(client, Method::POST, &path, false).await;
+            let auth = stored_registry_auth(&image)?;
+            return follow_progress(client, Method::POST, &path, &auth, false).await;
         }
         ImageCommand::Save { output, images } => {
             let query: Vec<String> = images
@@ -327,6 +329,7 @@ async fn follow_progress(
     client: &ApiClient,
     method: Method,
     path: &str,
+    headers: &[(&str, String)],
     quiet: bool,
 ) -> Result<i32> {
     use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -377,7 +380,7 @@ async fn follow_progress(
         }
     };
     client
-        .stream(method, path, |chunk| {
+        .stream_with_headers(method, path, headers, |chunk| {
             pending.extend_from_slice(chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
@@ -398,6 +401,25 @@ async fn follow_progress(
         }
         None => Ok(0),
     }
+}
+
+/// The `X-Registry-Auth` header for the registry of `image`, from what `swarm login`
+/// stored; none when nothing is stored, there is no credential file to look in, or the name
+/// does not parse (the daemon says why).
+fn stored_registry_auth(image: &str) -> Result<Vec<(&'static str, String)>> {
+    let Ok(reference) = crate::image::reference::Reference::parse(image) else {
+        return Ok(Vec::new());
+    };
+    let Ok(file) = super::credentials::CredentialFile::locate() else {
+        return Ok(Vec::new());
+    };
+    Ok(match file.get(&reference.domain)? {
+        Some((user, password)) => vec![(
+            "X-Registry-Auth",
+            super::credentials::registry_auth_header(&reference.domain, &user, &password)?,
+        )],
+        None => Vec::new(),
+    })
 }
 
 /// `repo:tag` → (repo, Some(tag)); a ':' in a registry port is not a tag.

@@ -2,8 +2,10 @@
 //! into a message on stderr and an exit code.
 
 pub mod container;
+pub mod credentials;
 pub mod daemon;
 pub mod image;
+pub mod login;
 pub mod node;
 pub mod runtime;
 pub mod swarm;
@@ -61,6 +63,10 @@ pub enum Command {
     Leave(swarm::LeaveArgs),
     /// Manage the swarm's nodes: ls, inspect, update, promote, demote, rm.
     Node(node::NodeArgs),
+    /// Log in to a registry: the daemon checks the credentials, the CLI keeps them.
+    Login(login::LoginArgs),
+    /// Log out from a registry (forget its credentials).
+    Logout(login::LogoutArgs),
     /// Show the client's and the daemon's versions.
     Version,
     /// Show system-wide information from the daemon.
@@ -159,6 +165,8 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
             Command::JoinToken(args) => swarm::join_token(&client, args).await,
             Command::Leave(args) => swarm::leave(&client, args).await,
             Command::Node(args) => node::run(&client, args).await,
+            Command::Login(args) => login::login(&client, args).await,
+            Command::Logout(args) => login::logout(args).await,
             Command::Runtime(_)
             | Command::Daemon(_)
             | Command::Shim { .. }

@@ -7,9 +7,12 @@ use openraft::{ConfigError, SnapshotPolicy};
 /// The name openraft puts in its logs and metrics.
 pub const CLUSTER_NAME: &str = "swarm";
 
-/// Timing suited to a small cluster on a LAN: a leader is suspected after 1–2 s without a
-/// heartbeat (four missed beats at least), which rides out a GC-free Rust process's hiccups
-/// without making failover slow.
+/// Timing suited to a small cluster on a LAN. A follower that hears nothing stands for
+/// election after openraft's leader lease (`election_timeout_max`) plus a random election
+/// timeout: 1.0–1.2 s by default, four to six missed heartbeats at least, which rides out a
+/// GC-free process's hiccups. A crashed leader is usually replaced sooner: its followers see
+/// its connections close (see `node::Cluster::on_peer_lost`). Busy or slow machines raise
+/// these with the daemon's `--raft-*` flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftSettings {
     pub heartbeat_interval: Duration,
@@ -27,9 +30,9 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_interval: Duration::from_millis(250),
-            election_timeout_min: Duration::from_millis(1000),
-            election_timeout_max: Duration::from_millis(2000),
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(600),
             snapshot_logs_since_last: 1000,
             max_in_snapshot_log_to_keep: 1000,
         }
@@ -66,17 +69,15 @@ mod tests {
     fn defaults_validate_and_reach_openraft() {
         let c = RaftSettings::default().to_openraft().unwrap();
         assert_eq!(c.cluster_name, "swarm");
-        assert_eq!(c.heartbeat_interval, 250);
-        assert_eq!(
-            (c.election_timeout_min, c.election_timeout_max),
-            (1000, 2000)
-        );
+        assert_eq!(c.heartbeat_interval, 100);
+        assert_eq!((c.election_timeout_min, c.election_timeout_max), (400, 600));
         assert_eq!(c.snapshot_policy, SnapshotPolicy::LogsSinceLast(1000));
     }
 
     #[test]
     fn an_election_timeout_below_the_heartbeat_is_refused() {
         let s = RaftSettings {
+            heartbeat_interval: Duration::from_millis(250),
             election_timeout_min: Duration::from_millis(100),
             election_timeout_max: Duration::from_millis(200),
             ..Default::default()

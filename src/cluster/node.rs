@@ -55,6 +55,11 @@ use crate::types::{
     NodeState, Reachability, SwarmSpec,
 };
 
+/// How long past the old leader's lease a follower waits before standing for election
+/// after the leader's connection closed (covers the spread between followers' clocks of
+/// the last heartbeat).
+const LEASE_MARGIN: Duration = Duration::from_millis(50);
+
 /// Files in the data dir.
 pub const KEY_FILE: &str = "node.key";
 pub const STORE_FILE: &str = "raft.redb";
@@ -248,10 +253,18 @@ struct JoinAccepted {
 #[derive(Debug, Serialize, Deserialize)]
 enum Rpc {
     Propose(Proposal),
-    Join { peer: String, request: JoinRequest },
-    Leave { node: NodeId },
+    Join {
+        peer: String,
+        request: JoinRequest,
+    },
+    Leave {
+        node: NodeId,
+    },
     ReadIndex,
     GetTokens,
+    /// From the leader to a node it is about to drop from the membership (`node rm`): the
+    /// node will hear nothing more, so it is told.
+    Removed,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -323,6 +336,8 @@ struct Inner {
     /// Failed joins per peer; a std Mutex because nothing awaits while it is held.
     failed_joins: Mutex<FailedJoins>,
     left: AtomicBool,
+    /// The leader said this node was removed from the swarm.
+    removed: AtomicBool,
     stop: CancellationToken,
 }
 
@@ -385,6 +400,7 @@ impl ClusterNode {
                 p2p,
                 failed_joins: Mutex::new(FailedJoins::default()),
                 left: AtomicBool::new(false),
+                removed: AtomicBool::new(false),
                 stop: stop.clone(),
             }),
         };
@@ -623,6 +639,12 @@ impl Cluster {
             Ok(Err(RpcFail::Refused(reason))) => Err(Attempt::Fail(ClusterError::Raft(reason))),
             Err(e) => Err(Attempt::Fail(raft_err(e))),
         }
+    }
+
+    /// True once the managers removed this node (`node rm`): it is no longer in the swarm.
+    pub fn was_removed(&self) -> bool {
+        self.inner.removed.load(Ordering::SeqCst)
+            || self.state().removed_nodes.contains(&self.inner.node_id)
     }
 
     fn check_not_left(&self) -> Result<(), ClusterError> {
@@ -1180,9 +1202,77 @@ impl Cluster {
                         Inbound::Gossip { topic: Topic::Membership, source, .. } => {
                             let _ = beats.try_send(source);
                         }
+                        Inbound::PeerDisconnected { peer } => {
+                            handlers.spawn(self.clone().on_peer_lost(peer));
+                        }
                         _ => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// Fast failover. A crashed leader's sockets close at once, so its followers learn of
+    /// the crash long before Raft's timers would (openraft waits out the old leader's lease,
+    /// `election_timeout_max`, plus an election timeout). Once that lease is over on every
+    /// follower — it started at the last heartbeat, before the connection closed — and the
+    /// leader has not come back (p2p redials members on its own), the lowest-ID voter that
+    /// is still connected stands for election at once; the others wait, so the vote does not
+    /// split. A leader cut off by the network rather than crashed keeps its connections
+    /// until they time out: there Raft's own timers still decide.
+    async fn on_peer_lost(self, peer: PeerId) {
+        let lost = raft_node_id(&peer);
+        let m = self.metrics();
+        let me = self.inner.raft_id;
+        if lost == me || m.current_leader != Some(lost) {
+            return;
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == me)
+        {
+            return;
+        }
+        let lease = self.inner.config.raft.election_timeout_max + LEASE_MARGIN;
+        tokio::select! {
+            _ = self.inner.stop.cancelled() => return,
+            _ = tokio::time::sleep(lease) => {}
+        }
+        let m = self.metrics();
+        if m.current_leader != Some(lost) {
+            return; // another node already leads
+        }
+        let Ok(members) = self.inner.p2p.members().await else {
+            return;
+        };
+        let connected: BTreeSet<String> = members
+            .iter()
+            .filter(|x| x.connected)
+            .map(|x| x.peer.to_string())
+            .collect();
+        if connected.contains(&peer.to_string()) {
+            return; // it came back: not a crash
+        }
+        let membership = m.membership_config.membership();
+        let candidate = membership
+            .voter_ids()
+            .filter(|id| *id != lost)
+            .filter(|id| {
+                *id == me
+                    || membership
+                        .get_node(id)
+                        .is_some_and(|n| connected.contains(&n.peer_id))
+            })
+            .min();
+        if candidate == Some(me) {
+            tracing::info!(
+                leader = lost,
+                "the leader's connection closed and it did not come back: standing for election"
+            );
+            if let Err(e) = self.inner.raft.trigger().elect().await {
+                tracing::warn!(error = %e, "cannot start an election");
             }
         }
     }
@@ -1226,6 +1316,14 @@ impl Cluster {
                 Ok(index) if self.is_leader() => Ok(RpcOk::ReadIndex(index)),
                 _ => Err(RpcFail::NotLeader),
             },
+            Rpc::Removed => {
+                if Some(raft_node_id(&peer)) != self.leader_id() {
+                    return Err(RpcFail::Refused("only the leader removes nodes".into()));
+                }
+                tracing::warn!("the leader removed this node from the swarm");
+                self.inner.removed.store(true, Ordering::SeqCst);
+                Ok(RpcOk::Left)
+            }
             Rpc::GetTokens => {
                 let m = self.metrics();
                 let asker_votes = m
@@ -1446,11 +1544,16 @@ impl Cluster {
                 }
             }
         }
-        // Removed nodes leave the Raft membership (and so the p2p member set).
+        // Removed nodes leave the Raft membership (and so the p2p member set), after being
+        // told so (best effort: a node that is down hears it never).
         for id in &state.removed_nodes {
-            if let Some((raft_id, _, _)) = by_docker_id.get(id)
+            if let Some((raft_id, peer, _)) = by_docker_id.get(id)
                 && !voters.contains(raft_id)
             {
+                if let Ok(bytes) = codec::encode(&Rpc::Removed) {
+                    let tell = self.inner.p2p.request_rpc(*peer, bytes);
+                    let _ = tokio::time::timeout(timeouts.retry_interval * 10, tell).await;
+                }
                 let change = ChangeMembers::RemoveNodes(BTreeSet::from([*raft_id]));
                 let _ = tokio::time::timeout(
                     timeouts.propose,

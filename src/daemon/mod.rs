@@ -42,6 +42,8 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// The cluster plane: p2p addresses and timing.
     pub swarm: swarm::SwarmSettings,
+    /// Docker's `certs.d` for registries: `<dir>/<host:port>/ca.crt` and client certificates.
+    pub registry_certs_dir: PathBuf,
 }
 
 /// What the daemon knows and does; the API's [`Backend`].
@@ -353,6 +355,7 @@ impl Backend for Engine {
         let options = crate::image::registry::PullOptions {
             insecure,
             credentials,
+            certs_dir: self.config.registry_certs_dir.clone(),
             progress: Some(progress),
             ..Default::default()
         };
@@ -397,6 +400,7 @@ impl Backend for Engine {
         let options = crate::image::registry::PushOptions {
             insecure,
             credentials,
+            certs_dir: self.config.registry_certs_dir.clone(),
             ..Default::default()
         };
         let images = self.images.clone();
@@ -418,6 +422,28 @@ impl Backend for Engine {
             let _ = tx.send(line(last)).await;
         });
         Ok(rx)
+    }
+
+    async fn registry_login(
+        &self,
+        server: String,
+        credentials: (String, String),
+        insecure: bool,
+    ) -> Result<(), ApiError> {
+        let registry = crate::image::reference::registry_of_server(&server).map_err(image_error)?;
+        let options = crate::image::registry::LoginOptions {
+            insecure,
+            certs_dir: self.config.registry_certs_dir.clone(),
+            ..Default::default()
+        };
+        crate::image::registry::login(&registry, credentials, &options)
+            .await
+            .map_err(|e| match e {
+                ImageError::Unauthorized { .. } => {
+                    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, e.to_string())
+                }
+                e => image_error(e),
+            })
     }
 
     async fn image_prune(&self) -> Result<serde_json::Value, ApiError> {

@@ -280,7 +280,7 @@ impl SwarmPlane {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                if cluster.state().removed_nodes.contains(cluster.node_id()) {
+                if cluster.was_removed() {
                     if let Some(plane) = plane.upgrade() {
                         plane.removed(cluster.node_id()).await;
                     }

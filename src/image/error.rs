@@ -52,6 +52,10 @@ pub enum ImageError {
     /// Talking to a registry failed (connection, unexpected answer, protocol error).
     #[error("registry {registry}: {message}")]
     Registry { registry: String, message: String },
+    /// TLS with a registry failed: an untrusted certificate, a bad certs.d file, a
+    /// plain-HTTP registry spoken to in TLS.
+    #[error("registry {registry}: TLS: {message}")]
+    Tls { registry: String, message: String },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("{context}: {source}")]

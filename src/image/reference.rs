@@ -145,6 +145,28 @@ pub fn familiar(full: &str) -> String {
         .unwrap_or_else(|_| full.to_string())
 }
 
+/// The registry a `docker login` server address names, validated: `https://host:port/v2/`
+/// and `host:port` are `host:port`; Docker Hub's names (empty, `index.docker.io`,
+/// `https://index.docker.io/v1/`, `registry-1.docker.io`) are `docker.io`.
+pub fn registry_of_server(server: &str) -> Result<String> {
+    let trimmed = server.trim();
+    let without_scheme = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .unwrap_or(trimmed);
+    let host = without_scheme
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let registry = match host.as_str() {
+        "" | LEGACY_DEFAULT_DOMAIN | "registry-1.docker.io" => DEFAULT_DOMAIN.to_string(),
+        _ => host,
+    };
+    validate_domain(server, &registry)?;
+    Ok(registry)
+}
+
 /// docker's `splitDockerDomain`: the first component is a registry when it looks like a host
 /// (has a '.' or ':', or is `localhost`, or has upper case); otherwise the name is on Docker Hub.
 fn split_domain(name: &str) -> (String, String) {
@@ -250,6 +272,24 @@ fn validate_path_component(input: &str, component: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t10_login_server_addresses_name_a_registry() {
+        for (server, registry) in [
+            ("", "docker.io"),
+            ("https://index.docker.io/v1/", "docker.io"),
+            ("index.docker.io", "docker.io"),
+            ("registry-1.docker.io", "docker.io"),
+            ("127.0.0.1:5000", "127.0.0.1:5000"),
+            ("https://127.0.0.1:5000/v2/", "127.0.0.1:5000"),
+            ("http://Registry.Example:443", "registry.example:443"),
+            ("[::1]:5000", "[::1]:5000"),
+        ] {
+            assert_eq!(registry_of_server(server).unwrap(), registry, "{server:?}");
+        }
+        assert!(registry_of_server("..").is_err());
+        assert!(registry_of_server("a b").is_err());
+    }
 
     #[test]
     fn t10_names_normalise_like_docker() {

@@ -7,6 +7,7 @@
 //!             SwarmSpec and its parts, Docker's defaults
 //!  time.rs    Timestamp: RFC 3339 in JSON, i64 nanoseconds in binary
 //!  container.rs / system.rs   local containers, /version and /info
+//!  auth.rs    registry credentials (`POST /auth`, `X-Registry-Auth`)
 //!  error.rs   CommandError: why the cluster refused a command (crosses the wire)
 //! ```
 //!
@@ -19,6 +20,7 @@
 //!   persisted. Where JSON must differ (omit a field, accept `null`), the type branches on
 //!   `is_human_readable()` (see `serde_util.rs` and `Node`'s `Serialize`).
 
+pub mod auth;
 pub mod container;
 pub mod error;
 pub mod node;

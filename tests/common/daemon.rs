@@ -12,22 +12,47 @@ pub struct Daemon {
     pub child: Option<Child>,
     pub socket: PathBuf,
     pub dir: tempfile::TempDir,
+    /// Extra `swarm daemon` flags, kept for restarts.
+    pub args: Vec<String>,
 }
 
 impl Daemon {
     pub fn start(name: &str) -> Daemon {
+        Daemon::start_with::<&str>(name, &[])
+    }
+
+    /// A daemon with extra `swarm daemon` flags (listen address, timing, …).
+    pub fn start_with<S: AsRef<str>>(name: &str, args: &[S]) -> Daemon {
+        let args: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
         let dir = tempfile::Builder::new()
             .prefix(&format!("swarm-test-{name}-"))
             .tempdir()
             .unwrap();
         let socket = dir.path().join("run/swarm.sock");
-        let child = spawn(dir.path(), &socket);
+        let child = spawn_with(dir.path(), &socket, &args);
         wait_for_socket(&socket);
         Daemon {
             child: Some(child),
             socket,
             dir,
+            args,
         }
+    }
+
+    /// SIGKILL the daemon, as a crash would stop it (its containers and state stay).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the daemon again on the same state.
+    pub fn restart(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.socket);
+        self.child = Some(spawn_with(self.dir.path(), &self.socket, &self.args));
+        wait_for_socket(&self.socket);
     }
 
     pub fn host(&self) -> String {
@@ -103,6 +128,19 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Ok(log) = std::fs::read_to_string(self.dir.path().join("daemon.log"))
+        {
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("--- last lines of {}'s log:", self.socket.display());
+            let lines: Vec<&str> = lines
+                .into_iter()
+                .filter(|l| !l.contains("openraft"))
+                .collect();
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("    {line}");
+            }
+        }
         if let Ok(out) = Command::new(SWARM)
             .arg("-H")
             .arg(self.host())
@@ -141,6 +179,17 @@ impl Drop for Daemon {
 
 /// Start a daemon on `socket` with its state under `dir`.
 pub fn spawn(dir: &Path, socket: &Path) -> Child {
+    spawn_with(dir, socket, &[])
+}
+
+/// The same with extra flags; its log goes to `dir/daemon.log`.
+pub fn spawn_with(dir: &Path, socket: &Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
     Command::new(SWARM)
         .arg("daemon")
         .arg("--data-dir")
@@ -149,7 +198,9 @@ pub fn spawn(dir: &Path, socket: &Path) -> Child {
         .arg(dir.join("run"))
         .arg("--socket")
         .arg(socket)
+        .args(args)
         .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
 }

@@ -1,5 +1,5 @@
 //! Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 for tests, optionally with
-//! htpasswd (bcrypt) Basic auth; killed on drop.
+//! htpasswd (bcrypt) Basic auth and TLS; killed on drop.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,6 +31,15 @@ pub struct Registry {
 impl Registry {
     /// Start a registry; with `users`, it requires htpasswd (bcrypt) Basic auth.
     pub fn start(users: &[(&str, &str)]) -> Registry {
+        Registry::start_with(users, None)
+    }
+
+    /// Start a registry that speaks only TLS, with this certificate and key (PEM).
+    pub fn start_tls(users: &[(&str, &str)], certificate: &Path, key: &Path) -> Registry {
+        Registry::start_with(users, Some((certificate, key)))
+    }
+
+    fn start_with(users: &[(&str, &str)], tls: Option<(&Path, &Path)>) -> Registry {
         assert!(
             Path::new("/usr/bin/docker-registry").exists(),
             "docker-registry is not installed (apt-get install docker-registry)"
@@ -42,6 +51,13 @@ impl Registry {
              delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
         );
+        if let Some((certificate, key)) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                certificate.display(),
+                key.display()
+            ));
+        }
         if !users.is_empty() {
             let mut htpasswd = String::new();
             for (user, password) in users {

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,11 +20,13 @@ use hyper::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::auth::{self, Challenge};
+use super::tls;
 use crate::image::digest::Digest;
 use crate::image::error::{ImageError, Result};
 use crate::image::reference::DEFAULT_DOMAIN;
@@ -60,9 +62,13 @@ pub enum Payload {
 /// `Authorization` value learned from challenges (a std Mutex: nothing awaits while it is
 /// held).
 pub struct RegistryClient {
-    http: Client<HttpConnector, Body>,
-    /// `http://host:port`, no trailing slash.
+    /// Speaks both schemes: the registry's, and whatever its redirects (blob storage) or its
+    /// token realm use.
+    http: Client<HttpsConnector<HttpConnector>, Body>,
+    /// `https://host:port` (or `http://`), no trailing slash.
     base: String,
+    /// The per-registry CA directories, for error messages.
+    certs_dir: PathBuf,
     /// The registry as the user named it, for messages.
     registry: String,
     credentials: Option<(String, String)>,
@@ -81,28 +87,33 @@ fn is_loopback(domain: &str) -> bool {
 }
 
 impl RegistryClient {
-    /// A client for the registry `domain` (`docker.io`, `127.0.0.1:5000`). Plain HTTP is used
-    /// when `insecure` or when the registry is on loopback; anything else needs TLS, which
-    /// this build does not have.
+    /// A client for the registry `domain` (`docker.io`, `127.0.0.1:5000`): HTTPS with
+    /// verified certificates, trusting `certs_dir/<domain>/*.crt` too; plain HTTP when
+    /// `insecure`, or on loopback unless the registry has a certs.d directory (see
+    /// [`tls`]).
     pub fn new(
         domain: &str,
         insecure: bool,
         credentials: Option<(String, String)>,
+        certs_dir: &Path,
     ) -> Result<RegistryClient> {
         let host = if domain == DEFAULT_DOMAIN {
             DOCKER_HUB_REGISTRY
         } else {
             domain
         };
-        if !insecure && !is_loopback(host) {
-            return Err(ImageError::Unsupported(format!(
-                "https registries are not supported yet ({host}): use a plain-HTTP registry \
-                 with --insecure, or one on loopback"
-            )));
-        }
+        let registry_dir = tls::registry_certs_dir(certs_dir, domain);
+        let scheme = tls::scheme_for(insecure, is_loopback(host), registry_dir.is_some());
+        let config = tls::client_config(domain, registry_dir.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .build();
         Ok(RegistryClient {
-            http: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
-            base: format!("http://{host}"),
+            http: Client::builder(TokioExecutor::new()).build(connector),
+            base: format!("{}://{host}", scheme.as_str()),
+            certs_dir: certs_dir.to_path_buf(),
             registry: domain.to_string(),
             credentials,
             authorization: Mutex::new(None),
@@ -125,7 +136,7 @@ impl RegistryClient {
         let what = format!("{} {}", request.method(), request.uri());
         match tokio::time::timeout(self.io_timeout, self.http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(self.registry_error(format!("{what}: {}", error_chain(&e)))),
+            Ok(Err(e)) => Err(self.connection_error(&what, &e)),
             Err(_) => {
                 Err(self.registry_error(format!("{what}: no answer within {:?}", self.io_timeout)))
             }
@@ -145,6 +156,22 @@ impl RegistryClient {
             registry: self.registry.clone(),
             message: message.into(),
         }
+    }
+
+    /// A failed request: a TLS failure explained, anything else with its causes.
+    fn connection_error(&self, what: &str, e: &(dyn std::error::Error + 'static)) -> ImageError {
+        match tls::explain(e, &self.certs_dir, &self.registry) {
+            Some(message) => ImageError::Tls {
+                registry: self.registry.clone(),
+                message: format!("{what}: {message}"),
+            },
+            None => self.registry_error(format!("{what}: {}", error_chain(e))),
+        }
+    }
+
+    /// Is this client speaking TLS to the registry?
+    pub fn is_https(&self) -> bool {
+        self.base.starts_with("https://")
     }
 
     fn unauthorized(&self, reason: &str) -> ImageError {
@@ -313,6 +340,18 @@ impl RegistryClient {
         self.registry_error(format!("{what}: {detail}"))
     }
 
+    /// `GET /v2/` through the challenge flow: does the registry take our credentials?
+    /// (docker's login check; a registry that asks for none takes any.)
+    pub async fn check_login(&self) -> Result<()> {
+        let url = self.url("/v2/");
+        let response = self.send(Method::GET, &url, &[], &Payload::Empty).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.unexpected("GET /v2/", response).await)
+        }
+    }
+
     /// GET a manifest (tag or digest) with every media type we read. Returns its bytes (at
     /// most `max`) and the Content-Type. 404 is `ManifestUnknown`.
     pub async fn get_manifest(
@@ -400,10 +439,7 @@ impl RegistryClient {
                 let request = self
                     .build(&Method::GET, &url, &headers, &Payload::Empty, false)
                     .await?;
-                self.http
-                    .request(request)
-                    .await
-                    .map_err(|e| self.registry_error(format!("GET {url}: {}", error_chain(&e))))?
+                self.request(request).await?
             };
             let status = response.status();
             if status.is_redirection() {
@@ -418,7 +454,7 @@ impl RegistryClient {
                 if redirects > MAX_REDIRECTS {
                     return Err(self.registry_error(format!("blob {digest}: too many redirects")));
                 }
-                url = self.resolve(&url, location)?;
+                url = resolve(&url, location);
                 continue;
             }
             if status == StatusCode::NOT_FOUND {
@@ -428,30 +464,6 @@ impl RegistryClient {
                 return Ok(response);
             }
             return Err(self.unexpected(&format!("blob {digest}"), response).await);
-        }
-    }
-
-    /// An absolute URL for a `Location` header sent in answer to `current`.
-    fn resolve(&self, current: &str, location: &str) -> Result<String> {
-        if location.starts_with("https://") {
-            return Err(ImageError::Unsupported(format!(
-                "https registries are not supported yet (redirected to {location})"
-            )));
-        }
-        if location.starts_with("http://") {
-            return Ok(location.to_string());
-        }
-        let origin_end = current
-            .strip_prefix("http://")
-            .and_then(|rest| rest.find('/'))
-            .map_or(current.len(), |i| i + "http://".len());
-        let origin = &current[..origin_end];
-        if location.starts_with('/') {
-            Ok(format!("{origin}{location}"))
-        } else {
-            let path = &current[origin_end..];
-            let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
-            Ok(format!("{origin}{dir}{location}"))
         }
     }
 
@@ -482,7 +494,7 @@ impl RegistryClient {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| self.registry_error("upload session without a Location"))?;
-        let mut put_url = self.resolve(&url, location)?;
+        let mut put_url = resolve(&url, location);
         put_url.push(if put_url.contains('?') { '&' } else { '?' });
         put_url.push_str(&format!("digest={}", auth::percent_encode(digest.as_str())));
         let response = self
@@ -538,6 +550,26 @@ impl RegistryClient {
     }
 }
 
+/// An absolute URL for a `Location` header sent in answer to `current` (either scheme: blob
+/// storage is often elsewhere, over HTTPS).
+fn resolve(current: &str, location: &str) -> String {
+    if location.starts_with("https://") || location.starts_with("http://") {
+        return location.to_string();
+    }
+    let authority_start = current.find("://").map_or(0, |i| i + "://".len());
+    let origin_end = current[authority_start..]
+        .find('/')
+        .map_or(current.len(), |i| i + authority_start);
+    let origin = &current[..origin_end];
+    if location.starts_with('/') {
+        format!("{origin}{location}")
+    } else {
+        let path = &current[origin_end..];
+        let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
+        format!("{origin}{dir}{location}")
+    }
+}
+
 /// Read a small answer (an error document, a token), capped.
 async fn read_small(response: Response<Incoming>) -> Option<Bytes> {
     Limited::new(response.into_body(), SMALL_BODY_MAX)
@@ -564,34 +596,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn t10_only_loopback_may_be_plain_http_without_insecure() {
+    fn t10_only_loopback_is_plain_http_without_insecure() {
         assert!(is_loopback("127.0.0.1:5000"));
         assert!(is_loopback("localhost:5000"));
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("example.com:5000"));
         assert!(!is_loopback("10.0.0.1"));
-        let e = RegistryClient::new("docker.io", false, None).err().unwrap();
+        let none = Path::new("/nonexistent-certs.d");
+        let hub = RegistryClient::new("docker.io", false, None, none).unwrap();
+        assert!(hub.is_https());
+        assert_eq!(hub.url("/v2/"), "https://registry-1.docker.io/v2/");
         assert!(
-            e.to_string()
-                .contains("https registries are not supported yet"),
-            "{e}"
+            !RegistryClient::new("example.com", true, None, none)
+                .unwrap()
+                .is_https()
         );
-        assert!(RegistryClient::new("example.com", true, None).is_ok());
+        assert!(
+            !RegistryClient::new("127.0.0.1:5000", false, None, none)
+                .unwrap()
+                .is_https()
+        );
+        let certs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(certs.path().join("127.0.0.1:5000")).unwrap();
+        let local = RegistryClient::new("127.0.0.1:5000", false, None, certs.path()).unwrap();
+        assert!(local.is_https(), "a certs.d directory asks for TLS");
     }
 
     #[test]
     fn t10_locations_resolve_against_the_request() {
-        let c = RegistryClient::new("127.0.0.1:5000", false, None).unwrap();
         let base = "http://127.0.0.1:5000/v2/a/blobs/uploads/";
         assert_eq!(
-            c.resolve(base, "/v2/a/blobs/uploads/u1?_state=x").unwrap(),
+            resolve(base, "/v2/a/blobs/uploads/u1?_state=x"),
             "http://127.0.0.1:5000/v2/a/blobs/uploads/u1?_state=x"
         );
-        assert_eq!(c.resolve(base, "http://s/x").unwrap(), "http://s/x");
+        assert_eq!(resolve(base, "http://s/x"), "http://s/x");
+        assert_eq!(resolve(base, "https://s3/x"), "https://s3/x");
         assert_eq!(
-            c.resolve(base, "u2").unwrap(),
+            resolve(base, "u2"),
             "http://127.0.0.1:5000/v2/a/blobs/uploads/u2"
         );
-        assert!(c.resolve(base, "https://s3/x").is_err());
+        assert_eq!(
+            resolve("https://r:443/v2/a/blobs/x", "/storage/x"),
+            "https://r:443/storage/x"
+        );
     }
 }
