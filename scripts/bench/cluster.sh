@@ -16,7 +16,9 @@
 # (scripts/bench/cluster_client.py), TCP for etcd, the Unix socket for swarm, against the
 # leader. Data dirs of both live in one temp dir (same file system).
 #
-# Measures, printed as a table with the ratios swarm/etcd:
+# Measures, printed as a table with the ratios swarm/etcd. 1 and 2 run interleaved: three
+# rounds, each measuring etcd then swarm (the order alternates), N/3 writes or SECONDS/3 per
+# round and side, so that the noise of a shared machine falls on both alike:
 #   1. write latency with one write in flight: median and p99 of N writes (after 20 warm-up)
 #   2. throughput with CLIENTS concurrent clients (each its own connection) for SECONDS or
 #      MAX writes, whichever comes first; swarm spreads them over the 3 node objects and
@@ -30,6 +32,7 @@
 #      stuck on the dead leader (etcd holds it for its 7 s request timeout) hides nothing
 #   4. swarm only: kill -9 a follower -> the leader's `GET /nodes` shows it "down"
 #   5. idle RSS of each member/daemon after 10 s idle (VmRSS), and its CPU over those 10 s
+#      (both clusters up, one window for both)
 # Targets: write latency <= etcd's, failover <= 1 s, down <= 2 s, idle RSS <= 30 MiB.
 # The swarm side is skipped, with a message, while the daemon has no `POST /swarm/init`.
 #
@@ -141,19 +144,27 @@ cc put "$RESULTS" etcd_version "\"$($ETCD --version | awk '/etcd Version/ {print
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
 HZ="$(getconf CLK_TCK)"
-# idle_sample SIDE PID... — sleep 10 s; record RSS at the end and CPU over the 10 s.
+# idle_sample SIDE:PID,PID,... ... — one 10 s window for every side: RSS at its end, CPU
+# over it, per process.
 idle_sample() {
-    local side="$1" pid before=() rss=() cpu=() i=0
-    shift
-    for pid in "$@"; do before+=("$(cpu_ticks "$pid")"); done
-    sleep 10
-    for pid in "$@"; do
-        rss+=("$(rss_kib "$pid")")
-        cpu+=("$((($(cpu_ticks "$pid") - before[i]) * 1000 / HZ))") # ms of CPU in 10 s
-        i=$((i + 1))
+    local spec side pids pid before=() rss cpu i=0
+    for spec in "$@"; do
+        IFS=, read -r -a pids <<<"${spec#*:}"
+        for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); done
     done
-    cc put-runs "$RESULTS" "$side.rss" median_mib 0.0009765625 "${rss[@]}"
-    cc put-runs "$RESULTS" "$side.cpu" median_pct 0.01 "${cpu[@]}" # ms per 10 s -> % of a core
+    sleep 10
+    for spec in "$@"; do
+        side="${spec%%:*}"
+        IFS=, read -r -a pids <<<"${spec#*:}"
+        rss=() cpu=()
+        for pid in "${pids[@]}"; do
+            rss+=("$(rss_kib "$pid")")
+            cpu+=("$((($(cpu_ticks "$pid") - before[i]) * 1000 / HZ))") # ms of CPU in 10 s
+            i=$((i + 1))
+        done
+        cc put-runs "$RESULTS" "$side.rss" median_mib 0.0009765625 "${rss[@]}"
+        cc put-runs "$RESULTS" "$side.cpu" median_pct 0.01 "${cpu[@]}" # ms/10 s -> % of a core
+    done
 }
 
 # --- etcd -------------------------------------------------------------------------
@@ -186,34 +197,32 @@ etcd_leader() { # prints the leader's index (bounded wait)
     die "etcd has no leader"
 }
 
-echo "== etcd $($ETCD --version | awk '/etcd Version/ {print $3}'): 3 members on 127.0.0.1"
-mkdir -p "$WORK/etcd"
-for i in 0 1 2; do start_etcd "$i"; done
-for i in 0 1 2; do
-    cc wait-write "etcd:${ETCD_URLS[$i]}" 60 >/dev/null || { tail -n 20 "$WORK/logs/etcd-m$i.log" >&2; die "etcd m$i did not come up"; }
-done
-log "etcd: idle 10 s: RSS and CPU"
-idle_sample etcd "${ETCD_PIDS[@]}"
-L="$(etcd_leader)"
-log "etcd: latency, $N writes to the leader m$L"
-cc put "$RESULTS" etcd.latency "$(cc latency "etcd:${ETCD_URLS[$L]}" "$N")"
-log "etcd: throughput, $CLIENTS clients, ${SECONDS_LOAD}s or $MAX_WRITES writes"
-cc put "$RESULTS" etcd.throughput "$(cc throughput "etcd:${ETCD_URLS[$L]}" "$CLIENTS" "$SECONDS_LOAD" "$MAX_WRITES")"
-log "etcd: throughput, 3 clients, ${SECONDS_LOAD}s or $MAX_WRITES writes"
-cc put "$RESULTS" etcd.throughput3 "$(cc throughput "etcd:${ETCD_URLS[$L]}" 3 "$SECONDS_LOAD" "$MAX_WRITES")"
-RUNS=()
-for ((r = 1; r <= ROUNDS; r++)); do
-    L="$(etcd_leader)"
-    S=$(((L + 1) % 3))
-    out="$(cc first-write "etcd:${ETCD_URLS[$S]}" "${ETCD_PIDS[$L]}" 30)"
-    wait "${ETCD_PIDS[$L]}" 2>/dev/null || true
-    RUNS+=("$(jget "$out" seconds)")
-    log "etcd failover $r: killed leader m$L, first ack on m$S after ${RUNS[-1]} s"
-    start_etcd "$L"
-    cc wait-write "etcd:${ETCD_URLS[$L]}" 60 >/dev/null || die "etcd m$L did not come back"
-    sleep 2
-done
-cc put-runs "$RESULTS" etcd.failover median_s 1 "${RUNS[@]}"
+etcd_up() {
+    local i
+    echo "== etcd $($ETCD --version | awk '/etcd Version/ {print $3}'): 3 members on 127.0.0.1"
+    mkdir -p "$WORK/etcd"
+    for i in 0 1 2; do start_etcd "$i"; done
+    for i in 0 1 2; do
+        cc wait-write "etcd:${ETCD_URLS[$i]}" 60 >/dev/null ||
+            { tail -n 20 "$WORK/logs/etcd-m$i.log" >&2; die "etcd m$i did not come up"; }
+    done
+}
+
+etcd_failover() {
+    local r L S out runs=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        L="$(etcd_leader)"
+        S=$(((L + 1) % 3))
+        out="$(cc first-write "etcd:${ETCD_URLS[$S]}" "${ETCD_PIDS[$L]}" 30)"
+        wait "${ETCD_PIDS[$L]}" 2>/dev/null || true
+        runs+=("$(jget "$out" seconds)")
+        log "etcd failover $r: killed leader m$L, first ack on m$S after ${runs[-1]} s"
+        start_etcd "$L"
+        cc wait-write "etcd:${ETCD_URLS[$L]}" 60 >/dev/null || die "etcd m$L did not come back"
+        sleep 2
+    done
+    cc put-runs "$RESULTS" etcd.failover median_s 1 "${runs[@]}"
+}
 
 # --- swarm ------------------------------------------------------------------------
 read -r -a DAEMON_ARGS <<<"${SWARM_BENCH_DAEMON_ARGS:-}"
@@ -238,7 +247,7 @@ start_swarm() { # I
     tail -n 20 "$WORK/logs/swarm-h$i.log" >&2
     die "swarm daemon h$i did not answer"
 }
-api() { # I METHOD PATH [BODY] — prints "STATUS BODY"
+api() { # I METHOD PATH [BODY] — prints "BODY STATUS"
     local i="$1" method="$2" path="$3" body="${4:-}"
     curl -s --max-time 30 --unix-socket "$(host_sock "$i")" -X "$method" \
         -H 'Content-Type: application/json' ${body:+--data "$body"} \
@@ -264,8 +273,10 @@ node_id_of() { # I
     jget "$(body_of "$out")" Swarm NodeID
 }
 
-swarm_side() {
-    local i out token nodes L LID F FID r
+# swarm_up: 3 hosts, a daemon in each, init + 2 manager joins. Returns 1 (and records why)
+# when the daemon cannot form a swarm yet.
+swarm_up() {
+    local i out token
     echo "== swarm: 3 managers, each in a network-namespace host (198.18.0.61..63)"
     ip link show "$BRIDGE" >/dev/null 2>&1 && die "$BRIDGE exists: another cluster bench running?"
     ip link add "$BRIDGE" type bridge
@@ -282,7 +293,7 @@ swarm_side() {
     out="$(api 1 POST /swarm/init "{\"ListenAddr\":\"$(host_ip 1):2377\",\"AdvertiseAddr\":\"$(host_ip 1)\"}")"
     if [[ "$(status_of "$out")" == 404 ]]; then
         cc put "$RESULTS" swarm_skipped '"the daemon does not serve POST /swarm/init yet"'
-        return 0
+        return 1
     fi
     [[ "$(status_of "$out")" == 200 ]] || die "swarm init: $out"
     out="$(api 1 GET /swarm)"
@@ -292,60 +303,76 @@ swarm_side() {
         [[ "$(status_of "$out")" == 200 ]] || die "swarm join h$i: $out"
     done
     cc swarm-ready "$(host_sock 1)" 3 60 >/dev/null
-    cc put "$RESULTS" swarm_setup "\"3 managers in network-namespace hosts (veth + bridge), timings: ${SWARM_BENCH_DAEMON_ARGS:-the defaults}\""
-    cc put "$RESULTS" swarm_write '"POST /nodes/ID/update?version=N (+1 label) after GET /nodes/ID?consistency=local; 409 retried"'
     for i in 1 2 3; do
         [[ "$(readlink "/proc/${SWARM_PIDS[$i]}/exe")" == *swarm* ]] || die "pid ${SWARM_PIDS[$i]} is not the daemon"
     done
-    log "swarm: idle 10 s: RSS and CPU"
-    idle_sample swarm "${SWARM_PIDS[1]}" "${SWARM_PIDS[2]}" "${SWARM_PIDS[3]}"
-    out="$(swarm_leader)"
-    read -r L LID <<<"$out"
-    log "swarm: latency, $N writes to the leader h$L"
-    cc put "$RESULTS" swarm.latency "$(cc latency "swarm:$(host_sock "$L")" "$N" "$LID")"
-    nodes=()
-    for i in 1 2 3; do nodes+=("$(node_id_of "$i")"); done
-    log "swarm: throughput, $CLIENTS clients over ${#nodes[@]} node objects, ${SECONDS_LOAD}s or $MAX_WRITES writes"
-    cc put "$RESULTS" swarm.throughput "$(cc throughput "swarm:$(host_sock "$L")" "$CLIENTS" "$SECONDS_LOAD" "$MAX_WRITES" "${nodes[@]}")"
-    log "swarm: throughput, 3 clients, one node object each, ${SECONDS_LOAD}s or $MAX_WRITES writes"
-    cc put "$RESULTS" swarm.throughput3 "$(cc throughput "swarm:$(host_sock "$L")" 3 "$SECONDS_LOAD" "$MAX_WRITES" "${nodes[@]}")"
-    RUNS=()
+    cc put "$RESULTS" swarm_setup "\"3 managers in network-namespace hosts (veth + bridge), timings: ${SWARM_BENCH_DAEMON_ARGS:-the defaults}\""
+    cc put "$RESULTS" swarm_write '"POST /nodes/ID/update?version=N (+1 label) after GET /nodes/ID?consistency=local; 409 retried"'
+}
+
+swarm_faults() {
+    local out L F FID r runs=()
     for ((r = 1; r <= ROUNDS; r++)); do
         out="$(swarm_leader)"
-        read -r L LID <<<"$out"
+        read -r L _ <<<"$out"
         F=$((L % 3 + 1))
         FID="$(node_id_of "$F")"
         out="$(cc first-write "swarm:$(host_sock "$F")" "${SWARM_PIDS[$L]}" 30 "$FID")"
         wait "${SWARM_PIDS[$L]}" 2>/dev/null || true
-        RUNS+=("$(jget "$out" seconds)")
-        log "swarm failover $r: killed leader h$L, first ack on h$F after ${RUNS[-1]} s"
+        runs+=("$(jget "$out" seconds)")
+        log "swarm failover $r: killed leader h$L, first ack on h$F after ${runs[-1]} s"
         start_swarm "$L"
         cc swarm-ready "$(host_sock "$F")" 3 60 >/dev/null
         sleep 2
     done
-    cc put-runs "$RESULTS" swarm.failover median_s 1 "${RUNS[@]}"
-    RUNS=()
+    cc put-runs "$RESULTS" swarm.failover median_s 1 "${runs[@]}"
+    runs=()
     for ((r = 1; r <= ROUNDS; r++)); do
         out="$(swarm_leader)"
-        read -r L LID <<<"$out"
+        read -r L _ <<<"$out"
         F=$((L % 3 + 1))
         FID="$(node_id_of "$F")"
         out="$(cc down "$(host_sock "$L")" "$FID" "${SWARM_PIDS[$F]}" 30)"
         wait "${SWARM_PIDS[$F]}" 2>/dev/null || true
-        RUNS+=("$(jget "$out" seconds)")
-        log "swarm down $r: killed follower h$F, shown down on h$L after ${RUNS[-1]} s"
+        runs+=("$(jget "$out" seconds)")
+        log "swarm down $r: killed follower h$F, shown down on h$L after ${runs[-1]} s"
         start_swarm "$F"
         cc swarm-ready "$(host_sock "$L")" 3 60 >/dev/null
         sleep 2
     done
-    cc put-runs "$RESULTS" swarm.down median_s 1 "${RUNS[@]}"
+    cc put-runs "$RESULTS" swarm.down median_s 1 "${runs[@]}"
 }
+
+# --- the run ------------------------------------------------------------------------
+etcd_up
+SWARM_UP=0
 if ((USE_SWARM)); then
     apt_install curl
-    swarm_side
+    swarm_up && SWARM_UP=1
 else
     cc put "$RESULTS" swarm_skipped '"SWARM_BENCH_NO_SWARM=1"'
 fi
+
+log "idle 10 s: RSS and CPU of every member and daemon"
+IDLE=("etcd:$(IFS=,; echo "${ETCD_PIDS[*]}")")
+((SWARM_UP)) && IDLE+=("swarm:${SWARM_PIDS[1]},${SWARM_PIDS[2]},${SWARM_PIDS[3]}")
+idle_sample "${IDLE[@]}"
+
+# Latency and throughput, interleaved round by round so that noise hits both alike.
+L="$(etcd_leader)"
+SIDES=("etcd=etcd:${ETCD_URLS[$L]}")
+if ((SWARM_UP)); then
+    out="$(swarm_leader)"
+    read -r SL SLID <<<"$out"
+    NODES=()
+    for i in 1 2 3; do NODES+=("$(node_id_of "$i")"); done
+    SIDES+=("swarm=swarm:$(host_sock "$SL"),$SLID,$(IFS=,; echo "${NODES[*]}")")
+    log "writes go to the leaders: etcd m$L, swarm h$SL"
+fi
+cc compare "$RESULTS" "$N" "$CLIENTS" "$SECONDS_LOAD" "$MAX_WRITES" 3 "${SIDES[@]}"
+
+etcd_failover
+((SWARM_UP)) && swarm_faults
 
 echo
 cc report "$RESULTS"

@@ -10,6 +10,12 @@ Targets:  etcd:http://127.0.0.1:PORT      a write is POST /v3/kv/put {key, value
                                           runs; a 409 (stale version) is retried
 
 Subcommands (each prints one JSON object on stdout):
+  compare FILE N CLIENTS SECONDS MAX ROUNDS SIDE...
+                                          latency, throughput (CLIENTS) and throughput (3
+                                          clients) of every SIDE, interleaved over ROUNDS
+                                          rounds; SIDE is NAME=TARGET[,NODE[,NODE...]] (the
+                                          first NODE for latency, the rest for throughput);
+                                          results go to FILE under NAME.latency, ...
   latency TARGET N [NODE]                 N sequential writes after 20 warm-up ones
   throughput TARGET CLIENTS SECONDS MAX [NODE...]
                                           CLIENTS threads, each with its own connection,
@@ -213,7 +219,47 @@ def throughput(target, clients, seconds, max_writes, nodes):
             "elapsed_s": elapsed, "writes_per_s": state["ok"] / elapsed,
             "proposals_per_s": (state["ok"] + state["conflicts"]) / elapsed,
             "median_ms": statistics.median(lat) if lat else None,
-            "p99_ms": pct(lat, 99) if lat else None}
+            "p99_ms": pct(lat, 99) if lat else None, "samples_ms": lat}
+
+
+def merge_runs(runs):
+    """One result from several latency or throughput runs of the same side."""
+    samples = [x for r in runs for x in r["samples_ms"]]
+    out = {"rounds": len(runs), "median_ms": statistics.median(samples) if samples else None,
+           "p99_ms": pct(samples, 99) if samples else None, "count": len(samples)}
+    for key in ("failures", "failed", "conflicts", "errors", "ok"):
+        if any(key in r for r in runs):
+            out[key] = sum(r.get(key, 0) for r in runs)
+    if "elapsed_s" in runs[0]:
+        elapsed = sum(r["elapsed_s"] for r in runs)
+        out["clients"] = runs[0]["clients"]
+        out["elapsed_s"] = elapsed
+        out["writes_per_s"] = out["ok"] / elapsed
+        out["proposals_per_s"] = (out["ok"] + out["conflicts"]) / elapsed
+    return out
+
+
+def compare(path, n, clients, seconds, max_writes, rounds, sides):
+    """Latency and throughput of every side, interleaved: ROUNDS rounds, each running every
+    side in turn (the order alternates), so that the machine's noise falls on all sides
+    alike. sides: [(name, target, latency node, throughput nodes)]."""
+    plans = [
+        ("latency", lambda t, node, nodes: latency(t, max(1, n // rounds), node)),
+        ("throughput", lambda t, node, nodes:
+            throughput(t, clients, seconds / rounds, max(1, max_writes // rounds), nodes)),
+        ("throughput3", lambda t, node, nodes:
+            throughput(t, 3, seconds / rounds, max(1, max_writes // rounds), nodes)),
+    ]
+    for key, run in plans:
+        runs = {name: [] for name, *_ in sides}
+        for r in range(rounds):
+            order = sides if r % 2 == 0 else list(reversed(sides))
+            for name, target, node, nodes in order:
+                sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {name}: {key}, round "
+                                 f"{r + 1}/{rounds}\n")
+                runs[name].append(run(target, node, nodes))
+        for name, results in runs.items():
+            put(path, f"{name}.{key}", merge_runs(results))
 
 
 def first_write(target, pid, timeout, node=None):
@@ -411,6 +457,15 @@ def main(argv):
         ok = [v for v in runs if v is not None]
         put(args[0], args[1], {"runs": runs, args[2]: statistics.median(ok) if ok else None,
                                "failed": len(runs) - len(ok)})
+        return
+    if cmd == "compare":
+        sides = []
+        for spec in args[6:]:
+            name, _, rest = spec.partition("=")
+            target, *nodes = rest.split(",")
+            sides.append((name, target, nodes[0] if nodes else None, nodes[1:]))
+        compare(args[0], int(args[1]), int(args[2]), float(args[3]), int(args[4]),
+                int(args[5]), sides)
         return
     if cmd == "latency":
         out = latency(args[0], int(args[1]), args[2] if len(args) > 2 else None)
