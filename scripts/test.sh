@@ -42,7 +42,7 @@ fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (rustup) first"
 
 apt_install busybox-static gcc libc6-dev libseccomp-dev pkg-config iproute2 runc curl \
-    procps util-linux coreutils docker-registry apache2-utils openssl
+    procps util-linux coreutils docker-registry apache2-utils openssl iptables
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$SWARM_ROOT/target}"
 [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$SWARM_ROOT/$TARGET_DIR"

@@ -1,5 +1,6 @@
-//! Test support for the runtime's integration tests: the busybox fixture, bundles, a
-//! runtime state root per test, and the `swarm` binary.
+//! Test support for the integration tests: the busybox fixture, bundles, a runtime state
+//! root per test, and the `swarm` binary; `daemon` (one real daemon), `cluster` (daemons on
+//! network-namespace hosts, with faults), `http` (a blocking JSON client for their sockets).
 //!
 //! Tests run as root on the real kernel. Every container a test makes lives under its own
 //! state root and cgroup path; `Harness::drop` removes whatever is left, even when the test
@@ -7,7 +8,9 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod daemon;
+pub mod http;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
