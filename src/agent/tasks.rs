@@ -60,18 +60,28 @@ pub enum Job {
     Start(Task),
     /// The task's container exists and runs, but the task does not say so yet (a start
     /// whose report was lost, or a daemon restart): adopt it.
-    Adopt { task: String, container: String },
+    Adopt {
+        task: String,
+        container: String,
+    },
     /// The container exited: report it.
-    Exited { task: String, container: String },
+    Exited {
+        task: String,
+        container: String,
+    },
     Stop {
         task: String,
         container: String,
         grace: Duration,
     },
     /// Delete a container (its task is gone, moved, or done and to be removed).
-    Remove { container: String },
+    Remove {
+        container: String,
+    },
     /// A task desired down that never got a container: just report it.
-    Shutdown { task: String },
+    Shutdown {
+        task: String,
+    },
 }
 
 impl Job {
@@ -101,7 +111,8 @@ pub fn plan(me: &str, tasks: &BTreeMap<String, Task>, containers: &[ContainerSum
         let running = container.is_some_and(|c| c.state == "running");
         let wants_run = task.desired_state <= TaskState::Running;
         match container {
-            None if wants_run && task.status.state < TaskState::Running
+            None if wants_run
+                && task.status.state < TaskState::Running
                 && task.status.state >= TaskState::Assigned =>
             {
                 jobs.push(Job::Start(task.clone()));
@@ -244,8 +255,7 @@ impl TaskRunner {
             Job::Start(task) => self.start(task, reports).await,
             Job::Adopt { task, container } => {
                 let c = self.containers.clone();
-                let inspect =
-                    tokio::task::spawn_blocking(move || c.inspect(&container)).await;
+                let inspect = tokio::task::spawn_blocking(move || c.inspect(&container)).await;
                 if let Ok(Ok(i)) = inspect {
                     let mut s = status(TaskState::Running, "started");
                     s.container_status = Some(ContainerStatus {
@@ -293,8 +303,7 @@ impl TaskRunner {
             } => {
                 let c = self.containers.clone();
                 let id = container.clone();
-                let stopped =
-                    tokio::task::spawn_blocking(move || c.stop(&id, Some(grace))).await;
+                let stopped = tokio::task::spawn_blocking(move || c.stop(&id, Some(grace))).await;
                 if let Ok(Err(e)) = stopped {
                     tracing::warn!(%task, error = %e, "cannot stop a task's container");
                 }
@@ -307,8 +316,7 @@ impl TaskRunner {
             }
             Job::Remove { container } => {
                 let c = self.containers.clone();
-                let removed =
-                    tokio::task::spawn_blocking(move || c.remove(&container, true)).await;
+                let removed = tokio::task::spawn_blocking(move || c.remove(&container, true)).await;
                 if let Ok(Err(e)) = removed {
                     tracing::warn!(error = %e, "cannot remove a task's container");
                 }
@@ -394,15 +402,14 @@ impl TaskRunner {
     }
 
     /// A Docker create request for the task's container.
-    fn create_request(&self, task: &Task, spec: &TaskSpec) -> Result<ContainerCreateRequest, String> {
+    fn create_request(
+        &self,
+        task: &Task,
+        spec: &TaskSpec,
+    ) -> Result<ContainerCreateRequest, String> {
         let c = &spec.container_spec;
         let mut labels = c.labels.clone();
-        let service_name = task
-            .name
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let service_name = task.name.split('.').next().unwrap_or_default().to_owned();
         labels.insert(TASK_LABEL.into(), task.id.clone());
         labels.insert(TASK_NAME_LABEL.into(), container_name(task));
         labels.insert(SERVICE_LABEL.into(), task.service_id.clone());
@@ -477,8 +484,7 @@ impl TaskRunner {
             ));
         }
         let dir = self.volumes_dir.join(&name).join("_data");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create volume {name}: {e}"))?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create volume {name}: {e}"))?;
         Ok(dir)
     }
 }
@@ -513,7 +519,9 @@ mod tests {
                 state,
                 ..Default::default()
             },
-            spec: RawJson(r#"{"ContainerSpec":{"Image":"busybox:test","StopGracePeriod":2000000000}}"#.into()),
+            spec: RawJson(
+                r#"{"ContainerSpec":{"Image":"busybox:test","StopGracePeriod":2000000000}}"#.into(),
+            ),
             ..Default::default()
         }
     }
@@ -591,7 +599,12 @@ mod tests {
         assert!(jobs.contains(&Job::Shutdown { task: "n".into() }));
         assert_eq!(jobs.len(), 6, "{jobs:?}");
         // Nothing to do twice: a settled node plans nothing.
-        let settled = tasks(vec![task("a", "me", TaskState::Running, TaskState::Running)]);
+        let settled = tasks(vec![task(
+            "a",
+            "me",
+            TaskState::Running,
+            TaskState::Running,
+        )]);
         assert!(plan("me", &settled, &[container("ca", "a", "running")]).is_empty());
     }
 }
