@@ -71,19 +71,41 @@ impl Engine {
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let swarm = Arc::new(swarm::SwarmPlane::new(
-            swarm::swarm_dir(&config.data_dir),
-            config.swarm.clone(),
-            swarm::describe_host(&hostname),
-            shutdown,
+        let containers = Arc::new(Containers::new(
+            runtime,
+            containers_dir,
+            Box::new(images.clone()),
         ));
+        let duties = {
+            let (containers, images) = (containers.clone(), images.clone());
+            let volumes_dir = config.data_dir.join("volumes");
+            let pull = crate::image::registry::PullOptions {
+                certs_dir: config.registry_certs_dir.clone(),
+                ..Default::default()
+            };
+            Box::new(move |cluster: &crate::cluster::Cluster, stop: CancellationToken| {
+                let runner = crate::agent::tasks::TaskRunner {
+                    cluster: cluster.clone(),
+                    containers: containers.clone(),
+                    images: images.clone(),
+                    volumes_dir: volumes_dir.clone(),
+                    pull: pull.clone(),
+                };
+                tokio::spawn(runner.run(stop));
+            })
+        };
+        let swarm = Arc::new(
+            swarm::SwarmPlane::new(
+                swarm::swarm_dir(&config.data_dir),
+                config.swarm.clone(),
+                swarm::describe_host(&hostname),
+                shutdown,
+            )
+            .with_duties(duties),
+        );
         Ok(Engine {
             swarm,
-            containers: Arc::new(Containers::new(
-                runtime,
-                containers_dir,
-                Box::new(images.clone()),
-            )),
+            containers,
             images,
             execs: Arc::new(exec::Execs::default()),
             helper: std::env::current_exe().context("find our own binary")?,

@@ -69,6 +69,10 @@ impl Default for SwarmSettings {
 /// The API's node filters (`id`, `name`, `role`, `membership`, `node.label`).
 pub type Filters = BTreeMap<String, Vec<String>>;
 
+/// Starts this node's swarm duties (the task runner, the orchestrator) for a member that
+/// just became active; they stop with the token.
+pub type OnActive = Box<dyn Fn(&Cluster, CancellationToken) + Send + Sync>;
+
 struct Member {
     cluster: Cluster,
     stop: CancellationToken,
@@ -84,6 +88,7 @@ pub struct SwarmPlane {
     /// Why the member could not resume at start, shown as `Swarm.Error`.
     error: RwLock<Option<String>>,
     shutdown: CancellationToken,
+    on_active: Option<OnActive>,
 }
 
 impl SwarmPlane {
@@ -102,7 +107,14 @@ impl SwarmPlane {
             current: RwLock::new(None),
             error: RwLock::new(None),
             shutdown,
+            on_active: None,
         }
+    }
+
+    /// What to start whenever this node becomes an active member.
+    pub fn with_duties(mut self, on_active: OnActive) -> SwarmPlane {
+        self.on_active = Some(on_active);
+        self
     }
 
     /// At daemon start: a node that was in a swarm takes its place again.
@@ -272,6 +284,9 @@ impl SwarmPlane {
         self.set_current(Some(member.cluster.clone()));
         let (cluster, stop) = (member.cluster.clone(), member.stop.clone());
         *slot = Some(member);
+        if let Some(start) = &self.on_active {
+            start(&cluster, stop.clone());
+        }
         let plane = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REMOVAL_CHECK);
