@@ -21,7 +21,8 @@
 //! time and an ID generator, and returns the commands to propose; it never waits, reads a
 //! clock or touches the network, so the tests drive it with `cluster::state::apply` alone.
 //! [`run`] is the thin shell the daemon starts on every manager: it only works while this
-//! node leads, and proposes what a pass returns, in order. A pass over a state that needs
+//! node leads, decides on a state that includes everything committed (a read barrier when
+//! a pass has work), and proposes what the pass returns, in order. A pass over a state that needs
 //! nothing returns nothing, and a command that fails stops the pass's remaining commands:
 //! the next pass starts from the state as it then is (the commands are recomputed, never
 //! replayed), so a lost leadership or a refused command never leaves a half-done decision
@@ -179,10 +180,26 @@ pub async fn run(cluster: Cluster, config: OrchestratorConfig, stop: Cancellatio
 
         let state = cluster.state();
         let started = std::time::Instant::now();
-        let plan = reconcile(&state, now, &mut || ids.next_id(), &config.defaults);
+        let mut plan = reconcile(&state, now, &mut || ids.next_id(), &config.defaults);
         wake_at = plan.wake_at;
         if plan.commands.is_empty() {
             continue;
+        }
+        // The local copy may lag what is committed (just after an election, a new leader
+        // may not have applied its predecessor's last entries): before acting, decide again
+        // on a state that includes everything committed, so a pass never repeats work that
+        // is already in the log. Only passes with work pay for the read barrier.
+        match cluster.read_linearizable().await {
+            Ok(fresh) if fresh.index != state.index => {
+                plan = reconcile(&fresh, now, &mut || ids.next_id(), &config.defaults);
+                wake_at = plan.wake_at;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "orchestrator: no read barrier; retrying");
+                seen = None;
+                continue;
+            }
         }
         tracing::debug!(
             commands = plan.commands.len(),
