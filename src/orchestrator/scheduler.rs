@@ -494,3 +494,104 @@ impl<'s> ServicePlacer<'_, 's> {
         *node.by_service.entry(self.service_id).or_default() += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{NodeSpec, NodeStatus};
+
+    fn node(id: &str, memory_gib: i64) -> Node {
+        let mut node = Node {
+            id: id.into(),
+            spec: NodeSpec::default(),
+            status: NodeStatus {
+                state: NodeState::Ready,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        node.description.resources.memory_bytes = memory_gib << 30;
+        node.description.resources.nano_cpus = 2_000_000_000;
+        node.description.platform.architecture = "aarch64".into();
+        node
+    }
+
+    fn constraint(text: &str) -> Constraint {
+        Constraint::parse(text).unwrap()
+    }
+
+    #[test]
+    fn t10_the_error_counts_nodes_in_words_a_user_can_act_on() {
+        let mut e = NoSuitableNode::default();
+        assert_eq!(e.to_string(), "no suitable node (the swarm has no nodes)");
+        e.count(Reason::Memory);
+        assert_eq!(
+            e.to_string(),
+            "no suitable node (insufficient memory on 1 node)"
+        );
+        e.count(Reason::Memory);
+        e.count(Reason::NotAvailable);
+        assert_eq!(
+            e.to_string(),
+            "no suitable node (1 node not available for new tasks; insufficient memory on 2 nodes)"
+        );
+    }
+
+    #[test]
+    fn t10_missing_labels_fail_equal_and_pass_not_equal_and_arches_have_aliases() {
+        let n = node("n1", 1);
+        assert!(!constraint_holds(&constraint("node.labels.zone==a"), &n));
+        assert!(constraint_holds(&constraint("node.labels.zone!=a"), &n));
+        assert!(!constraint_holds(&constraint("engine.labels.x==y"), &n));
+        assert!(constraint_holds(
+            &constraint("node.platform.arch==arm64"),
+            &n
+        ));
+        assert!(constraint_holds(
+            &constraint("node.platform.arch!=amd64"),
+            &n
+        ));
+    }
+
+    #[test]
+    fn t20_a_task_bound_to_a_node_is_only_checked_there() {
+        let nodes = [node("n1", 1), node("n2", 8)];
+        let req = Requirements {
+            memory_bytes: 2 << 30,
+            ..Default::default()
+        };
+        let mut scheduler = Scheduler::new(&nodes, []);
+        let mut placer = scheduler.for_service("s1", &req);
+        assert_eq!(
+            placer.place(Some("n1")).unwrap_err().to_string(),
+            "no suitable node (insufficient memory on 1 node)"
+        );
+        assert_eq!(placer.place(Some("n2")), Ok("n2"));
+        assert_eq!(
+            placer.place(Some("gone")).unwrap_err().to_string(),
+            "no suitable node (1 node not available for new tasks)"
+        );
+        assert_eq!(placer.place(None), Ok("n2"), "books what it placed");
+    }
+
+    #[test]
+    fn t20_existing_loads_count_against_capacity_and_spread() {
+        let nodes = [node("n1", 4), node("n2", 4)];
+        let loads = [Load {
+            node_id: "n1",
+            service_id: "s1",
+            nano_cpus: 0,
+            memory_bytes: 3 << 30,
+            active: true,
+        }];
+        let mut scheduler = Scheduler::new(&nodes, loads);
+        let req = Requirements {
+            memory_bytes: 2 << 30,
+            ..Default::default()
+        };
+        let mut placer = scheduler.for_service("s1", &req);
+        assert_eq!(placer.place(None), Ok("n2"));
+        assert_eq!(placer.place(None), Ok("n2"), "n1 is full");
+        assert!(placer.place(None).is_err());
+    }
+}
