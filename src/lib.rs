@@ -13,12 +13,14 @@
 //!            runtime::sys.
 //!  types     API objects in Docker's shapes.
 //!  cluster   replicated state (pure `apply`), openraft types, redb store
+//!  orchestrator  leader only: pure reconcile passes (slots, restarts, node loss, history)
+//!            and the scheduler (constraints, resources, spread / binpack), a thin loop
 //!  codec     the one place that names bincode; version byte on everything
 //!  p2p       node-to-node transport (libp2p): Raft/RPC request-response, join handshake,
 //!            gossip; only members get anything but the join protocol. Owns no cluster types.
 //! ```
 //!
-//! Later planes (orchestrator, network) are added
+//! Later planes (network) are added
 //! by their issues and follow the layering in `docs/architecture.md`.
 
 #![deny(unsafe_code)]
@@ -30,6 +32,7 @@ pub mod cluster;
 pub mod codec;
 pub mod daemon;
 pub mod image;
+pub mod orchestrator;
 pub mod p2p;
 pub mod runtime;
 pub mod types;
