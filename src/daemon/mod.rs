@@ -91,7 +91,13 @@ impl Engine {
                     volumes_dir: volumes_dir.clone(),
                     pull: pull.clone(),
                 };
-                tokio::spawn(runner.run(stop));
+                tokio::spawn(runner.run(stop.clone()));
+                // Every member runs the loop; it acts only while this node leads.
+                tokio::spawn(crate::orchestrator::run(
+                    cluster.clone(),
+                    crate::orchestrator::OrchestratorConfig::default(),
+                    stop,
+                ));
             })
         };
         let swarm = Arc::new(
