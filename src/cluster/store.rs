@@ -24,6 +24,10 @@
 //! of that report. Write IO is serialized (openraft awaits each call; redb has one writer at
 //! a time). Commits run on tokio's blocking pool so an fsync never stalls a runtime worker.
 //!
+//! A purge past the stored snapshot waits for the snapshot install in flight (openraft 0.9
+//! issues a follower's install and the purge behind it at once, unordered; see
+//! `LogStore::purge`): on disk, a snapshot always covers everything purged.
+//!
 //! The state machine's applied state is also kept in memory (the source for reads and
 //! snapshots) and rewritten whole after each applied batch. That is O(state) per batch,
 //! fine for the hundreds of objects a swarm holds; per-object tables are the way on if it
@@ -34,6 +38,7 @@ use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
@@ -52,6 +57,10 @@ use crate::types::Version;
 
 /// The table layout this build reads and writes.
 pub const STORE_FORMAT_VERSION: u8 = 1;
+
+/// How long a purge past the stored snapshot waits for the install in flight (see
+/// `LogStore::purge`); an install of a few MB takes milliseconds, this only bounds a stuck one.
+const INSTALL_WAIT: Duration = Duration::from_secs(60);
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -90,6 +99,10 @@ pub enum StoreError {
     },
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(
+        "will not purge the log up to {purge}: the snapshot install it waited for did not store a snapshot that covers it"
+    )]
+    PurgeUncovered { purge: LogId },
 }
 
 /// redb has one error type per operation; all of them convert into `redb::Error`.
@@ -145,11 +158,16 @@ pub fn open(path: impl AsRef<Path>) -> Result<(LogStore, StateMachineStore), Sto
     let db = Arc::new(db);
     let applied: Applied =
         read_value(&db, MACHINE, KEY_APPLIED, "applied state")?.unwrap_or_default();
+    let receiving_snapshot = Arc::new(tokio::sync::watch::Sender::new(false));
     Ok((
-        LogStore { db: db.clone() },
+        LogStore {
+            db: db.clone(),
+            receiving_snapshot: receiving_snapshot.clone(),
+        },
         StateMachineStore {
             db,
             applied: Arc::new(Mutex::new(applied)),
+            receiving_snapshot,
         },
     ))
 }
@@ -159,6 +177,8 @@ pub fn open(path: impl AsRef<Path>) -> Result<(LogStore, StateMachineStore), Sto
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// Shared with the state machine: see [`StateMachineStore::receiving_snapshot`].
+    receiving_snapshot: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The state machine: the applied `State`, what it has applied, and the current snapshot.
@@ -168,6 +188,10 @@ pub struct LogStore {
 pub struct StateMachineStore {
     db: Arc<Database>,
     applied: Arc<Mutex<Applied>>,
+    /// A snapshot from the leader is on its way in: set when receiving begins, cleared when
+    /// its install is over, installed or not. A purge past the stored snapshot waits for it
+    /// (see `LogStore::purge`).
+    receiving_snapshot: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The state machine's durable record, rewritten after every applied batch.
@@ -335,7 +359,32 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .map_err(|e| write_logs(&e))
     }
 
+    /// Removes the log up to `log_id`; past the stored snapshot, only once the snapshot
+    /// being installed is stored.
+    ///
+    /// Why: on a follower sent a snapshot, openraft 0.9 hands the install to the state
+    /// machine's task and the purge of the log it covers to this one at the same moment,
+    /// unordered (`following_handler::install_full_snapshot`), and appends the entries that
+    /// follow the snapshot right after the purge. Had the purge reached the disk before the
+    /// install and the process died in between, the entries up to the snapshot would be in
+    /// neither the log nor the state machine: gone from this node, behind a log that claims
+    /// them, and with the entries appended since beyond a hole. Waiting here holds openraft's
+    /// core (which runs this purge and, after it, those appends) until the install is on
+    /// disk: install, then purge, then append, in that order on disk too. Purges behind a
+    /// snapshot this node built or already installed are covered and do not wait.
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut receiving = self.receiving_snapshot.subscribe();
+        if *receiving.borrow_and_update()
+            && !covered_by_snapshot(&self.db, log_id).map_err(|e| write_logs(&e))?
+        {
+            tracing::info!(purge = %log_id, "a snapshot is being installed: the purge waits for it");
+            let installed = tokio::time::timeout(INSTALL_WAIT, receiving.wait_for(|r| !*r)).await;
+            if installed.is_err()
+                || !covered_by_snapshot(&self.db, log_id).map_err(|e| write_logs(&e))?
+            {
+                return Err(write_logs(&StoreError::PurgeUncovered { purge: log_id }));
+            }
+        }
         let last_purged =
             encode(&Some(log_id), "last purged log id").map_err(|e| write_logs(&e))?;
         let db = self.db.clone();
@@ -404,10 +453,31 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        self.receiving_snapshot.send_replace(true);
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
     async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let installed = self.install(meta, snapshot).await;
+        // Over, installed or not: a purge waiting for it goes on (see `LogStore::purge`).
+        self.receiving_snapshot.send_replace(false);
+        installed
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        self.read_current_snapshot()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+}
+
+impl StateMachineStore {
+    /// Stores a snapshot from the leader as the state machine and the current snapshot, in
+    /// one transaction: a crash leaves the old ones or the new ones, never a mix.
+    async fn install(
         &mut self,
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
@@ -448,13 +518,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        self.read_current_snapshot()
-            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
-    }
-}
-
-impl StateMachineStore {
     fn read_current_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(MACHINE)?;
@@ -535,6 +598,13 @@ fn stored_snapshot_seq(table: &redb::Table<&str, &[u8]>) -> Result<u64, StoreErr
         Some(v) => decode::<StoredSnapshotMeta>(v.value(), "snapshot meta")?.seq,
         None => 0,
     })
+}
+
+/// Whether the stored snapshot covers the log up to `log_id`.
+fn covered_by_snapshot(db: &Database, log_id: LogId) -> Result<bool, StoreError> {
+    let stored: Option<StoredSnapshotMeta> =
+        read_value(db, MACHINE, KEY_SNAPSHOT_META, "snapshot meta")?;
+    Ok(stored.is_some_and(|s| s.meta.last_log_id >= Some(log_id)))
 }
 
 // --- helpers --------------------------------------------------------------------------------
