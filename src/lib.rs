@@ -14,6 +14,7 @@
 //!  types     API objects in Docker's shapes.
 //!  cluster   replicated state (pure `apply`), openraft types, redb store
 //!  codec     the one place that names bincode; version byte on everything
+//!  failpoints crash points for fault-injection tests (feature `failpoints`, off in releases)
 //!  p2p       node-to-node transport (libp2p): Raft/RPC request-response, join handshake,
 //!            gossip; only members get anything but the join protocol. Owns no cluster types.
 //! ```
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod cluster;
 pub mod codec;
 pub mod daemon;
+pub mod failpoints;
 pub mod image;
 pub mod p2p;
 pub mod runtime;

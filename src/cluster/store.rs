@@ -28,6 +28,12 @@
 //! issues a follower's install and the purge behind it at once, unordered; see
 //! `LogStore::purge`): on disk, a snapshot always covers everything purged.
 //!
+//! Crash points (`crate::failpoints`, feature `failpoints`) sit before and after each durable
+//! step: `store::before-append`, `before-append-commit`, `after-append-commit`,
+//! `before-vote-save`, `after-vote-save`, `before-apply-commit`, `after-apply-commit`,
+//! `after-snapshot-build`, `before-snapshot-install`, `after-snapshot-install`,
+//! `before-purge`, `after-purge` (`tests/t85_crash_recovery.rs` crashes at each).
+//!
 //! The state machine's applied state is also kept in memory (the source for reads and
 //! snapshots) and rewritten whole after each applied batch. That is O(state) per batch,
 //! fine for the hundreds of objects a swarm holds; per-object tables are the way on if it
@@ -53,6 +59,7 @@ use super::raft_types::{
 };
 use super::state::{self, CommandResult, State};
 use crate::codec::{self, CodecError};
+use crate::failpoints::crash_point;
 use crate::types::Version;
 
 /// The table layout this build reads and writes.
@@ -286,9 +293,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let bytes = encode(vote, "vote").map_err(|e| StorageIOError::write_vote(&e))?;
+        crash_point!("store::before-vote-save");
         write_value(&self.db, LOG_STATE, KEY_VOTE, bytes)
             .await
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        // On disk, not yet acted on: the vote must survive the crash (no second vote in
+        // this term after the restart).
+        crash_point!("store::after-vote-save");
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -329,6 +341,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let db = self.db.clone();
         blocking(move || {
+            crash_point!("store::before-append");
             let tx = begin_write(&db)?;
             {
                 let mut table = tx.open_table(LOG)?;
@@ -336,7 +349,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     table.insert(*index, bytes.as_slice())?;
                 }
             }
+            // Written into the transaction, not yet committed (nor fsynced).
+            crash_point!("store::before-append-commit");
             tx.commit()?;
+            // Durable, but openraft has not been told: nobody counted these entries yet.
+            crash_point!("store::after-append-commit");
             Ok(())
         })
         .await
@@ -389,12 +406,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             encode(&Some(log_id), "last purged log id").map_err(|e| write_logs(&e))?;
         let db = self.db.clone();
         blocking(move || {
+            crash_point!("store::before-purge");
             let tx = begin_write(&db)?;
             tx.open_table(LOG_STATE)?
                 .insert(KEY_LAST_PURGED, last_purged.as_slice())?;
             tx.open_table(LOG)?
                 .retain_in(..=log_id.index, |_, _| false)?;
             tx.commit()?;
+            crash_point!("store::after-purge");
             Ok(())
         })
         .await
@@ -442,9 +461,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let record = encode(&*applied, "applied state").map_err(|e| write_sm(&e))?;
             (record, results)
         };
+        // Applied in memory only: a crash here must be made good by re-applying the log.
+        crash_point!("store::before-apply-commit");
         write_value(&self.db, MACHINE, KEY_APPLIED, record)
             .await
             .map_err(|e| write_sm(&e))?;
+        crash_point!("store::after-apply-commit");
         Ok(results)
     }
 
@@ -495,6 +517,7 @@ impl StateMachineStore {
         let applied_bytes = encode(&record, "applied state").map_err(|e| snapshot_err(&e))?;
         let meta_owned = meta.clone();
         let db = self.db.clone();
+        crash_point!("store::before-snapshot-install");
         blocking(move || {
             let tx = begin_write(&db)?;
             {
@@ -514,6 +537,8 @@ impl StateMachineStore {
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        // Installed on disk; the log behind it is not purged yet, the memory not updated.
+        crash_point!("store::after-snapshot-install");
         *self.lock() = record;
         Ok(())
     }
@@ -575,6 +600,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 }
             }
             tx.commit()?;
+            // Stored, but openraft does not know of it yet (nor purged the log behind it).
+            crash_point!("store::after-snapshot-build");
             Ok(meta)
         })
         .await
