@@ -27,6 +27,15 @@ macro_rules! crash_point {
         #[cfg(feature = "failpoints")]
         $crate::failpoints::eval($name);
     };
+    // Only where `$cond` holds: a step reached on one path of several.
+    ($name:literal, if $cond:expr) => {
+        #[cfg(feature = "failpoints")]
+        if $cond {
+            $crate::failpoints::eval($name);
+        }
+        #[cfg(not(feature = "failpoints"))]
+        let _ = $cond;
+    };
 }
 pub(crate) use crash_point;
 

@@ -92,7 +92,7 @@ const CASES: &[Case] = &[
     // the purge comes first and must wait for it: the crash after the purge must not leave
     // purged entries that no stored snapshot covers (it did before the store waited).
     Case {
-        point: "store::after-purge",
+        point: "store::after-waited-purge",
         trigger: Trigger::CatchUpFromSnapshot,
         also: "store::before-snapshot-install=sleep(3000)",
         expect_log: "a snapshot is being installed: the purge waits for it",
@@ -299,7 +299,7 @@ impl Cluster {
             self.inspect_store(v, "killed");
             // Past at least one snapshot of the others (and the purge of the log behind it),
             // so what the victim needs next is only in a snapshot.
-            for _ in 0..SNAPSHOT_EVERY * 2 {
+            for _ in 0..SNAPSHOT_EVERY * 3 {
                 assert!(self.write_label(v), "a write while {name} is down");
             }
         }

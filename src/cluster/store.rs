@@ -32,7 +32,8 @@
 //! step: `store::before-append`, `before-append-commit`, `after-append-commit`,
 //! `before-vote-save`, `after-vote-save`, `before-apply-commit`, `after-apply-commit`,
 //! `after-snapshot-build`, `before-snapshot-install`, `after-snapshot-install`,
-//! `before-purge`, `after-purge` (`tests/t85_crash_recovery.rs` crashes at each).
+//! `before-purge`, `after-purge`, `after-waited-purge` (`tests/t85_crash_recovery.rs` crashes
+//! at each).
 //!
 //! The state machine's applied state is also kept in memory (the source for reads and
 //! snapshots) and rewritten whole after each applied batch. That is O(state) per batch,
@@ -391,9 +392,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// snapshot this node built or already installed are covered and do not wait.
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut receiving = self.receiving_snapshot.subscribe();
-        if *receiving.borrow_and_update()
-            && !covered_by_snapshot(&self.db, log_id).map_err(|e| write_logs(&e))?
-        {
+        let waits = *receiving.borrow_and_update()
+            && !covered_by_snapshot(&self.db, log_id).map_err(|e| write_logs(&e))?;
+        if waits {
             tracing::info!(purge = %log_id, "a snapshot is being installed: the purge waits for it");
             let installed = tokio::time::timeout(INSTALL_WAIT, receiving.wait_for(|r| !*r)).await;
             if installed.is_err()
@@ -414,6 +415,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .retain_in(..=log_id.index, |_, _| false)?;
             tx.commit()?;
             crash_point!("store::after-purge");
+            // The purge that waited for a snapshot install, and only that one.
+            crash_point!("store::after-waited-purge", if waits);
             Ok(())
         })
         .await
