@@ -61,9 +61,10 @@ start_daemon() {
     if [[ -f "$dir/daemon.pid" ]] && kill -0 "$(cat "$dir/daemon.pid")" 2>/dev/null; then
         return 0
     fi
-    # Its own network namespace and hostname: what a host is to the cluster.
+    # Its own network namespace and hostname: what a host is to the cluster. nsenter, not
+    # `ip netns exec`: that remounts /sys for the namespace, which hides /sys/fs/cgroup.
     # shellcheck disable=SC2086 # SWARM_DAEMON_ARGS is a list of flags
-    setsid ip netns exec "$ns" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$ns" \
+    setsid nsenter --net="/run/netns/$ns" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$ns" \
         "$bin" daemon \
         --data-dir "$dir/data" --exec-root "$dir/run" --socket "$(host_socket "$i")" \
         --listen-addr "$ip:2377" --advertise-addr "$ip" ${SWARM_DAEMON_ARGS:-} \

@@ -5,7 +5,8 @@
 #
 # Steps: install the Debian packages the tests need; build the busybox test rootfs;
 # cargo fmt --check; cargo clippy --all-targets -D warnings; cargo build --all-targets;
-# the tests (cargo-nextest when installed, else cargo test), 2 at a time; then a leak
+# the tests (cargo-nextest when installed, else cargo test), 2 at a time; clippy, build and
+# tests all with --features failpoints (see FEATURES below); then a leak
 # check (cgroups named swarm-test*, mounts of the test dirs, stray processes), which
 # fails the run when the tests left anything behind, and removes what this run left.
 # Every step runs even when an earlier one failed (the tests need the build); the
@@ -242,6 +243,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- steps ----------------------------------------------------------------
+# Every cargo step builds with the `failpoints` feature: the crash-recovery tests
+# (t85) need a daemon binary with the store's crash points compiled in, and a test
+# binary spawns the one `swarm` binary of the build. One feature set for clippy, build
+# and tests means cargo builds the crate once; a separate feature-on build for one test
+# would rebuild it and overwrite target/debug/swarm. Release builds leave it out.
+FEATURES=(--features failpoints)
 SUMMARY=()
 FAILED=0
 TEST_RC=0
@@ -272,9 +279,9 @@ run_tests() {
         if cargo nextest --version >/dev/null 2>&1; then runner=nextest; else runner=cargo; fi
     fi
     log "test runner: $runner; TMPDIR=$SWARM_TEST_TMPDIR; rootfs=$SWARM_TEST_ROOTFS"
-    local cmd=(cargo test --all-targets -- --test-threads=2 "$@")
+    local cmd=(cargo test --all-targets "${FEATURES[@]}" -- --test-threads=2 "$@")
     if [[ "$runner" == nextest ]]; then
-        cmd=(cargo nextest run --all-targets --test-threads=2 --no-fail-fast
+        cmd=(cargo nextest run --all-targets "${FEATURES[@]}" --test-threads=2 --no-fail-fast
             --no-tests=warn --no-input-handler "$@")
     fi
     TMPDIR="$SWARM_TEST_TMPDIR" SWARM_TEST_RUN_ID="$SWARM_TEST_RUN_ID" RUST_BACKTRACE=1 \
@@ -289,10 +296,10 @@ if [[ "${SWARM_TEST_SKIP_LINT:-}" == 1 ]]; then
     skip clippy "SWARM_TEST_SKIP_LINT=1"
 else
     step fmt cargo fmt --all --check || true
-    step clippy cargo clippy --all-targets -- -D warnings || true
+    step clippy cargo clippy --all-targets "${FEATURES[@]}" -- -D warnings || true
 fi
 
-if step build cargo build --all-targets; then
+if step build cargo build --all-targets "${FEATURES[@]}"; then
     step tests run_tests "$@" || TEST_RC=$?
 else
     skip tests "the build failed"

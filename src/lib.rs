@@ -16,6 +16,7 @@
 //!  orchestrator  leader only: pure reconcile passes (slots, restarts, node loss, history)
 //!            and the scheduler (constraints, resources, spread / binpack), a thin loop
 //!  codec     the one place that names bincode; version byte on everything
+//!  failpoints crash points for fault-injection tests (feature `failpoints`, off in releases)
 //!  p2p       node-to-node transport (libp2p): Raft/RPC request-response, join handshake,
 //!            gossip; only members get anything but the join protocol. Owns no cluster types.
 //! ```
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod cluster;
 pub mod codec;
 pub mod daemon;
+pub mod failpoints;
 pub mod image;
 pub mod orchestrator;
 pub mod p2p;

@@ -267,3 +267,78 @@ async fn t70_a_snapshot_installs_whole_and_a_corrupt_one_changes_nothing() {
     let installed = follower.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(installed.meta, snapshot.meta);
 }
+
+/// Found by crashing a follower at the start of a snapshot install (t85): openraft 0.9 purges a
+/// follower's log up to a snapshot it is installing at the same moment it hands the install
+/// to the state machine, unordered, then appends what follows the snapshot. A purge that
+/// reached the disk first, followed by a crash, left entries in neither the log nor the state
+/// machine (and a hole before the entries appended since). A purge past the stored snapshot
+/// now waits for the install in flight, and fails if the install does not store one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t70_a_purge_past_the_snapshot_waits_for_the_install_in_flight() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let (_, mut leader) = store::open(leader_dir.path().join("raft.redb")).unwrap();
+    let entries = vec![
+        entry(1, 1, EntryPayload::Membership(membership())),
+        normal(1, 2, init()),
+        normal(1, 3, add_worker("w1")),
+        normal(1, 4, add_worker("w2")),
+    ];
+    leader.apply(entries.clone()).await.unwrap();
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 4)));
+
+    eprintln!("--- a follower with entries 1..=2, 1 applied, is sent the snapshot up to 4");
+    let (mut log, mut sm) = store::open(follower_dir.path().join("raft.redb")).unwrap();
+    log.blocking_append(entries[..2].to_vec()).await.unwrap();
+    sm.apply(entries[..1].to_vec()).await.unwrap();
+    let purge_behind_snapshot = |log: &LogStore| {
+        let mut log = log.clone();
+        tokio::spawn(async move { log.purge(log_id(1, 4)).await })
+    };
+
+    eprintln!("--- the install fails: the purge that waited for it fails too, the log stays");
+    sm.begin_receiving_snapshot().await.unwrap();
+    let purge = purge_behind_snapshot(&log);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!purge.is_finished(), "the purge waits for the install");
+    let mut corrupt = snapshot.snapshot.get_ref().clone();
+    corrupt.truncate(corrupt.len() / 2);
+    let refused = sm
+        .install_snapshot(&snapshot.meta, Box::new(std::io::Cursor::new(corrupt)))
+        .await;
+    assert!(refused.is_err());
+    assert!(purge.await.unwrap().is_err(), "nothing covers the purge");
+    let log_state = log.get_log_state().await.unwrap();
+    assert_eq!(log_state.last_purged_log_id, None);
+    assert_eq!(log_state.last_log_id, Some(log_id(1, 2)));
+
+    eprintln!("--- the install succeeds: the purge goes through after it, not before");
+    sm.begin_receiving_snapshot().await.unwrap();
+    let purge = purge_behind_snapshot(&log);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!purge.is_finished(), "the purge waits for the install");
+    // What a crash now would leave: the whole log, the old state machine.
+    assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, None);
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 1)));
+    sm.install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    purge.await.unwrap().unwrap();
+    let log_state = log.get_log_state().await.unwrap();
+    assert_eq!(log_state.last_purged_log_id, Some(log_id(1, 4)));
+    assert_eq!(sm.state(), leader.state());
+
+    eprintln!("--- a purge the stored snapshot covers does not wait");
+    sm.begin_receiving_snapshot().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), log.purge(log_id(1, 4)))
+        .await
+        .expect("no wait")
+        .unwrap();
+}

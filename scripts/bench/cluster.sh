@@ -232,7 +232,7 @@ start_swarm() { # I
     local i="$1" dir="$WORK/h$1"
     mkdir -p "$dir/run"
     # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
-    SWARM_BENCH_RUN_ID="$SWARM_BENCH_RUN_ID" ip netns exec "swb-h$i" unshare --uts \
+    SWARM_BENCH_RUN_ID="$SWARM_BENCH_RUN_ID" nsenter --net="/run/netns/swb-h$i" unshare --uts \
         sh -c 'hostname "$0" && exec "$@"' "swb-h$i" "$SWARM_BIN" daemon \
         --data-dir "$dir/data" --exec-root "$dir/run" --socket "$(host_sock "$i")" \
         --listen-addr "$(host_ip "$i"):2377" --advertise-addr "$(host_ip "$i")" "${DAEMON_ARGS[@]}" \

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cluster::config::{DEFAULT_SNAPSHOT_EVERY, DEFAULT_SNAPSHOT_KEEP_LOGS};
 use crate::cluster::{ClusterTimeouts, RaftSettings};
 use crate::daemon::swarm::SwarmSettings;
 use crate::daemon::{DEFAULT_DATA_DIR, DEFAULT_EXEC_ROOT, DaemonConfig};
@@ -45,6 +46,14 @@ pub struct DaemonArgs {
     /// A write (including waiting for a leader) gives up after this, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     propose_timeout_ms: u64,
+    /// Build a Raft snapshot after this many applied entries. Hidden: tests set it low to
+    /// reach the snapshot paths.
+    #[arg(long, hide = true, default_value_t = DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+    raft_snapshot_every: u64,
+    /// Log entries kept behind a snapshot. Hidden: tests set it to 0 so that a lagging
+    /// follower is sent a snapshot.
+    #[arg(long, hide = true, default_value_t = DEFAULT_SNAPSHOT_KEEP_LOGS)]
+    raft_snapshot_keep_logs: u64,
     /// Per-registry TLS files, as Docker's certs.d: DIR/<host:port>/ca.crt (CAs to trust),
     /// client.cert + client.key (mutual TLS). A loopback registry with a directory here is
     /// spoken to over HTTPS.
@@ -57,6 +66,13 @@ pub struct DaemonArgs {
 }
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
+    #[cfg(feature = "failpoints")]
+    {
+        let armed = crate::failpoints::arm_from_env()?;
+        if !armed.is_empty() {
+            tracing::warn!(points = ?armed, "crash points armed (FAILPOINTS)");
+        }
+    }
     let ms = Duration::from_millis;
     if args.raft_election_ms <= args.raft_heartbeat_ms {
         anyhow::bail!(
@@ -79,7 +95,8 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<i32> {
             heartbeat_interval: ms(args.raft_heartbeat_ms),
             election_timeout_min: ms(args.raft_election_ms),
             election_timeout_max: ms(args.raft_election_ms * 3 / 2),
-            ..Default::default()
+            snapshot_logs_since_last: args.raft_snapshot_every,
+            max_in_snapshot_log_to_keep: args.raft_snapshot_keep_logs,
         },
         timeouts: ClusterTimeouts {
             propose: ms(args.propose_timeout_ms),

@@ -27,14 +27,19 @@ pub struct RaftSettings {
     pub max_in_snapshot_log_to_keep: u64,
 }
 
+/// Default of [`RaftSettings::snapshot_logs_since_last`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
+/// Default of [`RaftSettings::max_in_snapshot_log_to_keep`].
+pub const DEFAULT_SNAPSHOT_KEEP_LOGS: u64 = 1000;
+
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
             heartbeat_interval: Duration::from_millis(100),
             election_timeout_min: Duration::from_millis(400),
             election_timeout_max: Duration::from_millis(600),
-            snapshot_logs_since_last: 1000,
-            max_in_snapshot_log_to_keep: 1000,
+            snapshot_logs_since_last: DEFAULT_SNAPSHOT_EVERY,
+            max_in_snapshot_log_to_keep: DEFAULT_SNAPSHOT_KEEP_LOGS,
         }
     }
 }

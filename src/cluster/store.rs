@@ -30,6 +30,17 @@
 //! node instead of three. Write IO is serialized (openraft awaits each call; redb has one writer at
 //! a time). Commits run on tokio's blocking pool so an fsync never stalls a runtime worker.
 //!
+//! A purge past the stored snapshot waits for the snapshot install in flight (openraft 0.9
+//! issues a follower's install and the purge behind it at once, unordered; see
+//! `LogStore::purge`): on disk, a snapshot always covers everything purged.
+//!
+//! Crash points (`crate::failpoints`, feature `failpoints`) sit before and after each durable
+//! step: `store::before-append`, `before-append-commit`, `after-append-commit`,
+//! `before-vote-save`, `after-vote-save`, `before-apply-commit`, `after-apply-commit`,
+//! `after-snapshot-build`, `before-snapshot-install`, `after-snapshot-install`,
+//! `before-purge`, `after-purge`, `after-waited-purge` (`tests/t85_crash_recovery.rs` crashes
+//! at each).
+//!
 //! The state machine's applied state is also kept in memory (the source for reads and
 //! snapshots) and rewritten whole after each applied batch. That is O(state) per batch,
 //! fine for the hundreds of objects a swarm holds; per-object tables are the way on if it
@@ -40,6 +51,7 @@ use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
@@ -54,10 +66,15 @@ use super::raft_types::{
 };
 use super::state::{self, CommandResult, State};
 use crate::codec::{self, CodecError};
+use crate::failpoints::crash_point;
 use crate::types::Version;
 
 /// The table layout this build reads and writes.
 pub const STORE_FORMAT_VERSION: u8 = 1;
+
+/// How long a purge past the stored snapshot waits for the install in flight (see
+/// `LogStore::purge`); an install of a few MB takes milliseconds, this only bounds a stuck one.
+const INSTALL_WAIT: Duration = Duration::from_secs(60);
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -96,6 +113,10 @@ pub enum StoreError {
     },
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(
+        "will not purge the log up to {purge}: the snapshot install it waited for did not store a snapshot that covers it"
+    )]
+    PurgeUncovered { purge: LogId },
 }
 
 /// redb has one error type per operation; all of them convert into `redb::Error`.
@@ -151,11 +172,16 @@ pub fn open(path: impl AsRef<Path>) -> Result<(LogStore, StateMachineStore), Sto
     let db = Arc::new(db);
     let applied: Applied =
         read_value(&db, MACHINE, KEY_APPLIED, "applied state")?.unwrap_or_default();
+    let receiving_snapshot = Arc::new(tokio::sync::watch::Sender::new(false));
     Ok((
-        LogStore { db: db.clone() },
+        LogStore {
+            db: db.clone(),
+            receiving_snapshot: receiving_snapshot.clone(),
+        },
         StateMachineStore {
             db,
             applied: Arc::new(Mutex::new(applied)),
+            receiving_snapshot,
         },
     ))
 }
@@ -165,6 +191,8 @@ pub fn open(path: impl AsRef<Path>) -> Result<(LogStore, StateMachineStore), Sto
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// Shared with the state machine: see [`StateMachineStore::receiving_snapshot`].
+    receiving_snapshot: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The state machine: the applied `State`, what it has applied, and the current snapshot.
@@ -174,6 +202,10 @@ pub struct LogStore {
 pub struct StateMachineStore {
     db: Arc<Database>,
     applied: Arc<Mutex<Applied>>,
+    /// A snapshot from the leader is on its way in: set when receiving begins, cleared when
+    /// its install is over, installed or not. A purge past the stored snapshot waits for it
+    /// (see `LogStore::purge`).
+    receiving_snapshot: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The state machine's durable record, rewritten after every applied batch.
@@ -268,9 +300,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let bytes = encode(vote, "vote").map_err(|e| StorageIOError::write_vote(&e))?;
+        crash_point!("store::before-vote-save");
         write_value(&self.db, LOG_STATE, KEY_VOTE, bytes)
             .await
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        // On disk, not yet acted on: the vote must survive the crash (no second vote in
+        // this term after the restart).
+        crash_point!("store::after-vote-save");
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -311,6 +348,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let db = self.db.clone();
         blocking(move || {
+            crash_point!("store::before-append");
             let tx = begin_write(&db)?;
             {
                 let mut table = tx.open_table(LOG)?;
@@ -318,7 +356,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     table.insert(*index, bytes.as_slice())?;
                 }
             }
+            // Written into the transaction, not yet committed (nor fsynced).
+            crash_point!("store::before-append-commit");
             tx.commit()?;
+            // Durable, but openraft has not been told: nobody counted these entries yet.
+            crash_point!("store::after-append-commit");
             Ok(())
         })
         .await
@@ -341,17 +383,46 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .map_err(|e| write_logs(&e))
     }
 
+    /// Removes the log up to `log_id`; past the stored snapshot, only once the snapshot
+    /// being installed is stored.
+    ///
+    /// Why: on a follower sent a snapshot, openraft 0.9 hands the install to the state
+    /// machine's task and the purge of the log it covers to this one at the same moment,
+    /// unordered (`following_handler::install_full_snapshot`), and appends the entries that
+    /// follow the snapshot right after the purge. Had the purge reached the disk before the
+    /// install and the process died in between, the entries up to the snapshot would be in
+    /// neither the log nor the state machine: gone from this node, behind a log that claims
+    /// them, and with the entries appended since beyond a hole. Waiting here holds openraft's
+    /// core (which runs this purge and, after it, those appends) until the install is on
+    /// disk: install, then purge, then append, in that order on disk too. Purges behind a
+    /// snapshot this node built or already installed are covered and do not wait.
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut receiving = self.receiving_snapshot.subscribe();
+        let waits = *receiving.borrow_and_update()
+            && !covered_by_snapshot(&self.db, log_id).map_err(|e| write_logs(&e))?;
+        if waits {
+            tracing::info!(purge = %log_id, "a snapshot is being installed: the purge waits for it");
+            let installed = tokio::time::timeout(INSTALL_WAIT, receiving.wait_for(|r| !*r)).await;
+            if installed.is_err()
+                || !covered_by_snapshot(&self.db, log_id).map_err(|e| write_logs(&e))?
+            {
+                return Err(write_logs(&StoreError::PurgeUncovered { purge: log_id }));
+            }
+        }
         let last_purged =
             encode(&Some(log_id), "last purged log id").map_err(|e| write_logs(&e))?;
         let db = self.db.clone();
         blocking(move || {
+            crash_point!("store::before-purge");
             let tx = begin_write(&db)?;
             tx.open_table(LOG_STATE)?
                 .insert(KEY_LAST_PURGED, last_purged.as_slice())?;
             tx.open_table(LOG)?
                 .retain_in(..=log_id.index, |_, _| false)?;
             tx.commit()?;
+            crash_point!("store::after-purge");
+            // The purge that waited for a snapshot install, and only that one.
+            crash_point!("store::after-waited-purge", if waits);
             Ok(())
         })
         .await
@@ -399,9 +470,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let record = encode(&*applied, "applied state").map_err(|e| write_sm(&e))?;
             (record, results)
         };
+        // Applied in memory only: a crash here must be made good by re-applying the log.
+        crash_point!("store::before-apply-commit");
         write_value_with(&self.db, MACHINE, KEY_APPLIED, record, Durability::None)
             .await
             .map_err(|e| write_sm(&e))?;
+        crash_point!("store::after-apply-commit");
         Ok(results)
     }
 
@@ -410,10 +484,31 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        self.receiving_snapshot.send_replace(true);
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
     async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let installed = self.install(meta, snapshot).await;
+        // Over, installed or not: a purge waiting for it goes on (see `LogStore::purge`).
+        self.receiving_snapshot.send_replace(false);
+        installed
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        self.read_current_snapshot()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+}
+
+impl StateMachineStore {
+    /// Stores a snapshot from the leader as the state machine and the current snapshot, in
+    /// one transaction: a crash leaves the old ones or the new ones, never a mix.
+    async fn install(
         &mut self,
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
@@ -431,6 +526,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let applied_bytes = encode(&record, "applied state").map_err(|e| snapshot_err(&e))?;
         let meta_owned = meta.clone();
         let db = self.db.clone();
+        crash_point!("store::before-snapshot-install");
         blocking(move || {
             let tx = begin_write(&db)?;
             {
@@ -450,17 +546,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        // Installed on disk; the log behind it is not purged yet, the memory not updated.
+        crash_point!("store::after-snapshot-install");
         *self.lock() = record;
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        self.read_current_snapshot()
-            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
-    }
-}
-
-impl StateMachineStore {
     fn read_current_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(MACHINE)?;
@@ -518,6 +609,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 }
             }
             tx.commit()?;
+            // Stored, but openraft does not know of it yet (nor purged the log behind it).
+            crash_point!("store::after-snapshot-build");
             Ok(meta)
         })
         .await
@@ -541,6 +634,13 @@ fn stored_snapshot_seq(table: &redb::Table<&str, &[u8]>) -> Result<u64, StoreErr
         Some(v) => decode::<StoredSnapshotMeta>(v.value(), "snapshot meta")?.seq,
         None => 0,
     })
+}
+
+/// Whether the stored snapshot covers the log up to `log_id`.
+fn covered_by_snapshot(db: &Database, log_id: LogId) -> Result<bool, StoreError> {
+    let stored: Option<StoredSnapshotMeta> =
+        read_value(db, MACHINE, KEY_SNAPSHOT_META, "snapshot meta")?;
+    Ok(stored.is_some_and(|s| s.meta.last_log_id >= Some(log_id)))
 }
 
 // --- helpers --------------------------------------------------------------------------------

@@ -83,22 +83,24 @@ impl Engine {
                 certs_dir: config.registry_certs_dir.clone(),
                 ..Default::default()
             };
-            Box::new(move |cluster: &crate::cluster::Cluster, stop: CancellationToken| {
-                let runner = crate::agent::tasks::TaskRunner {
-                    cluster: cluster.clone(),
-                    containers: containers.clone(),
-                    images: images.clone(),
-                    volumes_dir: volumes_dir.clone(),
-                    pull: pull.clone(),
-                };
-                tokio::spawn(runner.run(stop.clone()));
-                // Every member runs the loop; it acts only while this node leads.
-                tokio::spawn(crate::orchestrator::run(
-                    cluster.clone(),
-                    crate::orchestrator::OrchestratorConfig::default(),
-                    stop,
-                ));
-            })
+            Box::new(
+                move |cluster: &crate::cluster::Cluster, stop: CancellationToken| {
+                    let runner = crate::agent::tasks::TaskRunner {
+                        cluster: cluster.clone(),
+                        containers: containers.clone(),
+                        images: images.clone(),
+                        volumes_dir: volumes_dir.clone(),
+                        pull: pull.clone(),
+                    };
+                    tokio::spawn(runner.run(stop.clone()));
+                    // Every member runs the loop; it acts only while this node leads.
+                    tokio::spawn(crate::orchestrator::run(
+                        cluster.clone(),
+                        crate::orchestrator::OrchestratorConfig::default(),
+                        stop,
+                    ));
+                },
+            )
         };
         let swarm = Arc::new(
             swarm::SwarmPlane::new(

@@ -233,9 +233,12 @@ impl Cluster {
             .append(true)
             .open(host.log_path())
             .expect("daemon log");
-        let mut command = Command::new("ip");
+        // nsenter, not `ip netns exec`: that remounts /sys for the namespace, which hides
+        // /sys/fs/cgroup from the daemon (and so from every container it starts).
+        let mut command = Command::new("nsenter");
         command
-            .args(["netns", "exec", &host.netns, "unshare", "--uts", "sh", "-c"])
+            .arg(format!("--net=/run/netns/{}", host.netns))
+            .args(["unshare", "--uts", "sh", "-c"])
             // `exec` all the way down: the child's pid is the daemon's, so kill9 hits it.
             .arg(r#"hostname "$0" && exec "$@""#)
             .arg(&host.name)
@@ -257,7 +260,7 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);
-        host.child = Some(command.spawn().expect("spawn ip netns exec swarm daemon"));
+        host.child = Some(command.spawn().expect("spawn nsenter swarm daemon"));
     }
 
     /// Wait (bounded) until host `index`'s daemon answers `/_ping`.

@@ -3,7 +3,7 @@
 //! whatever runtime containers are left (containers outlive the daemon by design).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{SWARM, run_logged};
@@ -14,6 +14,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     /// Extra `swarm daemon` flags, kept for restarts.
     pub args: Vec<String>,
+    /// Extra environment (e.g. `FAILPOINTS`), applied from the next (re)start on.
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -36,6 +38,7 @@ impl Daemon {
             socket,
             dir,
             args,
+            env: Vec::new(),
         }
     }
 
@@ -49,10 +52,46 @@ impl Daemon {
 
     /// Start the daemon again on the same state.
     pub fn restart(&mut self) {
+        assert!(
+            self.restart_or_exit(),
+            "daemon {} exited while starting",
+            self.socket.display()
+        );
+    }
+
+    /// Start the daemon again on the same state and wait until it listens, or until it
+    /// exits (a crash point may kill it while it starts): whether it is up.
+    pub fn restart_or_exit(&mut self) -> bool {
         self.kill();
         let _ = std::fs::remove_file(&self.socket);
-        self.child = Some(spawn_with(self.dir.path(), &self.socket, &self.args));
-        wait_for_socket(&self.socket);
+        let mut child = spawn_env(self.dir.path(), &self.socket, &self.args, &self.env);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let up = loop {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                break true;
+            }
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon never listened on {}",
+                self.socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.child = Some(child);
+        up
+    }
+
+    /// How the daemon ended, if it has (without waiting); `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// The daemon's log (its stderr, over all its restarts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
     pub fn host(&self) -> String {
@@ -184,6 +223,11 @@ pub fn spawn(dir: &Path, socket: &Path) -> Child {
 
 /// The same with extra flags; its log goes to `dir/daemon.log`.
 pub fn spawn_with(dir: &Path, socket: &Path, args: &[String]) -> Child {
+    spawn_env(dir, socket, args, &[])
+}
+
+/// The same with extra environment variables.
+pub fn spawn_env(dir: &Path, socket: &Path, args: &[String], env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -199,6 +243,7 @@ pub fn spawn_with(dir: &Path, socket: &Path, args: &[String]) -> Child {
         .arg("--socket")
         .arg(socket)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
