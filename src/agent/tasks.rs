@@ -57,7 +57,7 @@ pub struct TaskRunner {
 /// One thing to do for one task (or one stray container).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
-    Start(Task),
+    Start(Box<Task>),
     /// The task's container exists and runs, but the task does not say so yet (a start
     /// whose report was lost, or a daemon restart): adopt it.
     Adopt {
@@ -115,7 +115,7 @@ pub fn plan(me: &str, tasks: &BTreeMap<String, Task>, containers: &[ContainerSum
                 && task.status.state < TaskState::Running
                 && task.status.state >= TaskState::Assigned =>
             {
-                jobs.push(Job::Start(task.clone()));
+                jobs.push(Job::Start(Box::new(task.clone())));
             }
             None if !wants_run && !task.status.state.is_terminal() => {
                 jobs.push(Job::Shutdown {
@@ -252,7 +252,7 @@ impl TaskRunner {
 
     async fn execute(&self, job: Job, reports: &Reports) {
         match job {
-            Job::Start(task) => self.start(task, reports).await,
+            Job::Start(task) => self.start(*task, reports).await,
             Job::Adopt { task, container } => {
                 let c = self.containers.clone();
                 let inspect = tokio::task::spawn_blocking(move || c.inspect(&container)).await;
