@@ -18,16 +18,11 @@
 //! `format_version` key versions the table layout above. A file with another layout is
 //! refused at open rather than misread.
 //!
-//! Durability: the log, the vote, purges and snapshots are written in transactions
-//! committed with `Durability::Immediate` (fsync before `commit` returns), and `append`
-//! reports the entries flushed only after that commit: openraft counts an entry towards a
-//! quorum on the strength of that report. Two writes skip the fsync (`Durability::None`,
-//! made durable by the next immediate commit, which comes with the next append): the
-//! committed index, which openraft does not need to persist at all, and the applied state,
-//! which a crash can only set back to an older applied index — openraft then applies the
-//! lost entries again from the log, and the log is purged only behind a snapshot, whose
-//! immediate commit has made everything before it durable. One fsync per write on each
-//! node instead of three. Write IO is serialized (openraft awaits each call; redb has one writer at
+//! Durability: every mutation is one write transaction committed with
+//! `Durability::Immediate` (fsync before `commit` returns), and `append` reports the entries
+//! flushed only after that commit: openraft counts an entry towards a quorum on the strength
+//! of that report. (Writing the applied state and the committed index without fsync was
+//! tried and reverted: t83's full restart then lost an acknowledged write.) Write IO is serialized (openraft awaits each call; redb has one writer at
 //! a time). Commits run on tokio's blocking pool so an fsync never stalls a runtime worker.
 //!
 //! A purge past the stored snapshot waits for the snapshot install in flight (openraft 0.9
@@ -317,7 +312,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let bytes = encode(&committed, "committed log id").map_err(|e| write_err(&e))?;
-        write_value_with(&self.db, LOG_STATE, KEY_COMMITTED, bytes, Durability::None)
+        write_value(&self.db, LOG_STATE, KEY_COMMITTED, bytes)
             .await
             .map_err(|e| write_err(&e))
     }
@@ -472,7 +467,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         // Applied in memory only: a crash here must be made good by re-applying the log.
         crash_point!("store::before-apply-commit");
-        write_value_with(&self.db, MACHINE, KEY_APPLIED, record, Durability::None)
+        write_value(&self.db, MACHINE, KEY_APPLIED, record)
             .await
             .map_err(|e| write_sm(&e))?;
         crash_point!("store::after-apply-commit");
