@@ -474,6 +474,15 @@ fn ago(seconds: i64) -> String {
     }
 }
 
+/// `running` → `Running`, as docker's tables show states.
+pub fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// Columns separated by three spaces, like docker's tables.
 pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
-use super::container::{print_table, url_escape};
+use super::container::{capitalise, print_table, url_escape};
 use crate::api::client::ApiClient;
 use crate::types::system::Info;
 use crate::types::{Node, NodeAvailability, NodeRole, NodeSpec};
@@ -168,21 +168,7 @@ async fn update(client: &ApiClient, node: &str, change: impl FnOnce(&mut NodeSpe
 }
 
 async fn ls(client: &ApiClient, quiet: bool, filter: &[String]) -> Result<i32> {
-    let mut filters: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for f in filter {
-        let Some((k, v)) = f.split_once('=') else {
-            bail!("invalid filter {f:?}: expected KEY=VALUE");
-        };
-        filters.entry(k.to_owned()).or_default().push(v.to_owned());
-    }
-    let path = if filters.is_empty() {
-        "/nodes".to_owned()
-    } else {
-        format!(
-            "/nodes?filters={}",
-            url_escape(&serde_json::to_string(&filters)?)
-        )
-    };
+    let path = format!("/nodes?{}", super::service::filters_query(filter, &[])?);
     let mut nodes: Vec<Node> = client.get(&path).await?;
     nodes.sort_by(|a, b| (&a.description.hostname, &a.id).cmp(&(&b.description.hostname, &b.id)));
     if quiet {
@@ -227,14 +213,6 @@ async fn ls(client: &ApiClient, quiet: bool, filter: &[String]) -> Result<i32> {
         &rows,
     );
     Ok(0)
-}
-
-fn capitalise(word: &str) -> String {
-    let mut chars = word.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 async fn inspect(client: &ApiClient, pretty: bool, refs: &[String]) -> Result<i32> {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::container::{parse_bytes, print_table, url_escape};
+use super::container::{capitalise, parse_bytes, print_table, url_escape};
 use crate::api::client::ApiClient;
 use crate::types::Node;
 use crate::types::service::{Task, TaskState};
@@ -524,7 +524,8 @@ async fn follow(client: &ApiClient, id: &str) -> Result<i32> {
     }
 }
 
-fn filters_query(filter: &[String], extra: &[(&str, &str)]) -> Result<String> {
+/// Docker's `filters` query parameter from `KEY=VALUE` flags (empty when there are none).
+pub(super) fn filters_query(filter: &[String], extra: &[(&str, &str)]) -> Result<String> {
     let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in filter {
         let Some((k, v)) = f.split_once('=') else {
@@ -697,14 +698,6 @@ async fn ps(
         &rows,
     );
     Ok(0)
-}
-
-fn capitalise(word: &str) -> String {
-    let mut chars = word.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 async fn inspect(client: &ApiClient, pretty: bool, services: &[String]) -> Result<i32> {
