@@ -503,6 +503,35 @@ fn container_error(e: &ContainerError) -> String {
     format!("starting the container failed: {e}")
 }
 
+/// After this node left the swarm (or was removed): its task containers belong to no one.
+/// Stops them all at once (each with its own grace period), then deletes them. Blocking.
+pub fn remove_task_containers(containers: &Containers) {
+    let ids: Vec<String> = containers
+        .list(true)
+        .into_iter()
+        .filter(|c| c.labels.contains_key(TASK_LABEL))
+        .map(|c| c.id)
+        .collect();
+    std::thread::scope(|scope| {
+        for id in &ids {
+            scope.spawn(move || {
+                if let Err(e) = containers.stop(id, None) {
+                    tracing::debug!(container = %id, error = %e, "stop after leaving");
+                }
+                if let Err(e) = containers.remove(id, true) {
+                    tracing::warn!(container = %id, error = %e, "cannot remove a task container after leaving the swarm");
+                }
+            });
+        }
+    });
+    if !ids.is_empty() {
+        tracing::info!(
+            count = ids.len(),
+            "removed the swarm's task containers after leaving"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -591,8 +591,13 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
 
         Command::ReportTaskStatus { node, reports } => {
             state.require_cluster()?;
+            // A terminal status is final: a later report of the same end (a second look at
+            // an exited container) must not move its timestamp, which restart delays count from.
             let moves = |task: &Task, status: &TaskStatus| {
-                &task.node_id == node && status.state >= task.status.state && *status != task.status
+                &task.node_id == node
+                    && !task.status.state.is_terminal()
+                    && status.state >= task.status.state
+                    && *status != task.status
             };
             let changed: Vec<&(String, TaskStatus)> = reports
                 .iter()
@@ -628,10 +633,11 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
 impl TaskChange {
     fn changes(&self, task: &Task) -> bool {
         self.node_id.as_ref().is_some_and(|n| *n != task.node_id)
-            || self
-                .status
-                .as_ref()
-                .is_some_and(|s| s.state >= task.status.state && *s != task.status)
+            || self.status.as_ref().is_some_and(|s| {
+                !task.status.state.is_terminal()
+                    && s.state >= task.status.state
+                    && *s != task.status
+            })
             || self.desired_state.is_some_and(|d| d != task.desired_state)
             || self.attempt.is_some_and(|a| a != task.attempt)
     }
@@ -641,6 +647,7 @@ impl TaskChange {
             task.node_id = n.clone();
         }
         if let Some(s) = &self.status
+            && !task.status.state.is_terminal()
             && s.state >= task.status.state
         {
             task.status = s.clone();
@@ -1383,6 +1390,25 @@ mod tests {
         apply(&mut s, &back, at(7)).unwrap();
         assert_eq!(s.index, before);
         assert_eq!(s.tasks["t1"].status.state, TaskState::Running);
+        let failed_at = |n| Command::ReportTaskStatus {
+            node: "w1".into(),
+            reports: vec![(
+                "t1".into(),
+                TaskStatus {
+                    state: TaskState::Failed,
+                    timestamp: at(n),
+                    ..Default::default()
+                },
+            )],
+        };
+        apply(&mut s, &failed_at(7), at(7)).unwrap();
+        let before = s.index;
+        apply(&mut s, &failed_at(9), at(9)).unwrap();
+        assert_eq!(
+            (s.index, s.tasks["t1"].status.timestamp),
+            (before, at(7)),
+            "a terminal status is final: its time (restart delays count from it) stays"
+        );
         let gone = Command::UpdateTasks {
             changes: vec![TaskChange {
                 id: "missing".into(),

@@ -109,7 +109,11 @@ impl Engine {
                 swarm::describe_host(&hostname),
                 shutdown,
             )
-            .with_duties(duties),
+            .with_duties(duties)
+            .with_cleanup({
+                let containers = containers.clone();
+                Arc::new(move || crate::agent::tasks::remove_task_containers(&containers))
+            }),
         );
         Ok(Engine {
             swarm,

@@ -72,6 +72,9 @@ pub type Filters = BTreeMap<String, Vec<String>>;
 /// Starts this node's swarm duties (the task runner, the orchestrator) for a member that
 /// just became active; they stop with the token.
 pub type OnActive = Box<dyn Fn(&Cluster, CancellationToken) + Send + Sync>;
+/// What to undo when this node leaves the swarm or is removed from it (not when the daemon
+/// merely stops): blocking, run off the async threads.
+pub type OnLeft = Arc<dyn Fn() + Send + Sync>;
 
 struct Member {
     cluster: Cluster,
@@ -89,6 +92,7 @@ pub struct SwarmPlane {
     error: RwLock<Option<String>>,
     shutdown: CancellationToken,
     on_active: Option<OnActive>,
+    on_left: Option<OnLeft>,
 }
 
 impl SwarmPlane {
@@ -108,12 +112,19 @@ impl SwarmPlane {
             error: RwLock::new(None),
             shutdown,
             on_active: None,
+            on_left: None,
         }
     }
 
     /// What to start whenever this node becomes an active member.
     pub fn with_duties(mut self, on_active: OnActive) -> SwarmPlane {
         self.on_active = Some(on_active);
+        self
+    }
+
+    /// What to clean up once this node is out of the swarm (its task containers).
+    pub fn with_cleanup(mut self, on_left: OnLeft) -> SwarmPlane {
+        self.on_left = Some(on_left);
         self
     }
 
@@ -356,6 +367,11 @@ impl SwarmPlane {
     /// Stop a member that never made it (or left) and forget everything it wrote.
     async fn discard(&self, member: Member) {
         stop_member(member).await;
+        if let Some(cleanup) = self.on_left.clone()
+            && let Err(e) = tokio::task::spawn_blocking(move || cleanup()).await
+        {
+            tracing::warn!(error = %e, "cleanup after leaving the swarm failed");
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {

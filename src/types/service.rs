@@ -265,6 +265,16 @@ impl ServiceSpec {
         if !value.is_object() {
             return Err("invalid service spec: expected a JSON object".into());
         }
+        // Docker ignores unknown keys and falls back to one replica; a typo'd mode would
+        // then quietly run the wrong thing, so it is refused here.
+        if let Some(mode) = value.get("Mode").and_then(|m| m.as_object()) {
+            const MODES: [&str; 4] = ["Replicated", "Global", "ReplicatedJob", "GlobalJob"];
+            if let Some(unknown) = mode.keys().find(|k| !MODES.contains(&k.as_str())) {
+                return Err(format!(
+                    "unknown service mode {unknown:?}: expected Replicated or Global"
+                ));
+            }
+        }
         let spec: ServiceSpec =
             serde_json::from_value(value).map_err(|e| format!("invalid service spec: {e}"))?;
         spec.validate()?;
@@ -666,6 +676,11 @@ mod tests {
                 json!({"Name": "w", "Mode": {"ReplicatedJob": {}},
                 "TaskTemplate": {"ContainerSpec": {"Image": "x"}}}),
                 "not supported",
+            ),
+            (
+                json!({"Name": "w", "Mode": {"Sideways": {}},
+                "TaskTemplate": {"ContainerSpec": {"Image": "x"}}}),
+                "unknown service mode \"Sideways\"",
             ),
             (
                 json!({"Name": "w", "Strategy": "random",

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod http;
 pub mod registry;
+pub mod swarm_api;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
