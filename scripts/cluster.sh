@@ -75,7 +75,7 @@ start_daemon() {
 wait_daemon() {
     local i="$1" tries=0
     until "$(swarm_bin)" -H "unix://$(host_socket "$i")" version >/dev/null 2>&1; do
-        ((tries++ < 100)) || die "host $i: daemon did not start; see $(host_dir "$i")/daemon.log"
+        ((tries++ < 300)) || die "host $i: daemon did not start; see $(host_dir "$i")/daemon.log"
         sleep 0.1
     done
 }

@@ -10,7 +10,9 @@
 # registry (Debian's docker-registry on loopback), removed, pulled back and run.
 # Last, a cluster: five network-namespace hosts on this machine (198.18.0.11-15), three
 # managers and two workers, `swarm node ls` and `docker node ls`, the leader killed with
-# kill -9 and replaced, the dead node marked Down, and the node back as Ready.
+# kill -9 and replaced, the dead node marked Down, and the node back as Ready. Then a
+# service of 6 replicas spread over the hosts, a worker host killed (daemon and containers)
+# and its tasks running elsewhere again, scaled down and removed.
 #
 # Run as root from anywhere:  scripts/demo.sh
 set -euo pipefail
@@ -202,4 +204,37 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 cl exec "$leader" node ls
+
+step "services: 6 replicas spread over the cluster, a host killed, its tasks healed"
+for i in 1 2 3 4 5; do cl exec "$i" image import "$WORK/busybox.tar" busybox:demo >/dev/null; done
+echo "\$ swarm service create --name web --replicas 6 --stop-grace-period 1s busybox:demo sleep 3600"
+cl exec 1 service create --name web --replicas 6 --stop-grace-period 1s busybox:demo sleep 3600
+cl exec 1 service ls
+cl exec 1 service ps web
+# The host that dies: a worker running tasks of web.
+victim=""
+for i in 5 4; do
+    if cl exec 1 service ps web 2>/dev/null | grep -q "swarm-h$i .*Running"; then victim="$i"; break; fi
+done
+[[ -n "$victim" ]] || die "no worker runs a task of web"
+echo "\$ kill -9 host $victim's daemon and its containers (the host dies)"
+cl kill "$victim"
+for c in $("$SWARM" runtime --root "$SWARM_CLUSTER_DIR/h$victim/run/runtime" list -q 2>/dev/null); do
+    "$SWARM" runtime --root "$SWARM_CLUSTER_DIR/h$victim/run/runtime" kill "$c" KILL >/dev/null 2>&1 || true
+done
+start=$(date +%s%N)
+healed() {
+    local out
+    out="$(cl exec 1 service ps web --filter desired-state=running 2>/dev/null)" || return 1
+    ! grep -q "swarm-h$victim " <<<"$out" && [[ "$(grep -cE 'Running +Running' <<<"$out")" == 6 ]]
+}
+for _ in $(seq 1 300); do healed && break; sleep 0.05; done
+echo "6 replicas running again without host $victim after $((($(date +%s%N) - start) / 1000000)) ms"
+cl exec 1 service ps web
+echo "\$ start host $victim again: its stale task containers are removed, nothing moves back"
+cl start "$victim"
+echo "\$ swarm service scale web=2"
+cl exec 1 service scale web=2
+cl exec 1 service ls
+cl exec 1 service rm web
 log "demo finished: everything it created is gone"

@@ -489,9 +489,9 @@ async fn follow(client: &ApiClient, id: &str) -> Result<i32> {
             .iter()
             .filter(|t| t.status.state == TaskState::Running)
             .count() as u64;
-        let mut lines = vec![format!(
-            "overall progress: {running} out of {desired} tasks"
-        )];
+        // While scaling down, the excess tasks run until stopped: never "4 out of 2".
+        let shown = running.min(desired);
+        let mut lines = vec![format!("overall progress: {shown} out of {desired} tasks")];
         let mut sorted: Vec<&Task> = tasks.iter().collect();
         sorted.sort_by_key(|t| (t.slot, t.node_id.clone()));
         for t in &sorted {
@@ -506,7 +506,13 @@ async fn follow(client: &ApiClient, id: &str) -> Result<i32> {
             }
             lines.push(line);
         }
-        let text = lines.join("\n");
+        // A terminal redraws the whole block; a pipe or a log gets one line per change of
+        // the overall count.
+        let text = if tty {
+            lines.join("\n")
+        } else {
+            lines.swap_remove(0)
+        };
         if text != last {
             if tty && !last.is_empty() {
                 print!("\x1b[{}A\x1b[J", last.lines().count());

@@ -481,6 +481,11 @@ impl<'s, 'd> Pass<'s, 'd> {
                 } else if !ended.is_terminal() || ended == TaskState::Shutdown {
                     // Stopped (or stopping) on request: not a restart.
                     (last.attempt, self.now)
+                } else if ended == TaskState::Orphaned {
+                    // Lost with its node: the task did not fail, so neither the restart
+                    // condition nor its delay applies (Docker waits the delay; we replace
+                    // at once, which is most of a node failure's recovery time).
+                    (last.attempt, self.now)
                 } else {
                     let history: Vec<Record> = tasks.iter().rev().map(|t| self.record(t)).collect();
                     match restart::decide(&job.policy, &history, self.defaults) {

@@ -90,7 +90,7 @@ pub enum Decision {
 }
 
 /// Whether the slot gets a new task after `history[0]` ended on its own (complete, failed,
-/// rejected, orphaned). `history`: the slot's tasks, newest first.
+/// rejected; a task orphaned by its node's failure is replaced at once, without asking). `history`: the slot's tasks, newest first.
 pub fn decide(policy: &RestartPolicy, history: &[Record], defaults: &Defaults) -> Decision {
     let Some(last) = history.first() else {
         return Decision::At(Timestamp(0));
@@ -213,8 +213,6 @@ mod tests {
             Decision::Never
         );
         assert_eq!(decide(&policy(Condition::Any, 0, 0), &complete, &d), at);
-        let lost = [record(TaskState::Orphaned, 0, 100, 0)];
-        assert_eq!(decide(&policy(Condition::OnFailure, 0, 0), &lost, &d), at);
     }
 
     #[test]
