@@ -141,7 +141,7 @@ pub struct CreateArgs {
     stop_grace_period: Option<String>,
     #[arg(long)]
     stop_signal: Option<String>,
-    /// type=volume|bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…]
+    /// type=volume|bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,volume-opt=K=V]
     #[arg(long)]
     mount: Vec<String>,
     #[arg(long)]
