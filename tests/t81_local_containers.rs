@@ -101,7 +101,20 @@ fn t81_run_an_imported_image_with_dockers_flags() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("No such image"));
     let out = d.swarm(&["run", "--rm", "-m", "1m", "busybox:test", "true"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Minimum memory limit"));
-    let out = d.swarm(&["run", "--rm", "-v", "relative:/x", "busybox:test", "true"]);
+    // Not an absolute path, so a volume name, and not a valid one (Docker's words).
+    let out = d.swarm(&[
+        "run",
+        "--rm",
+        "-v",
+        "relative/dir:/x",
+        "busybox:test",
+        "true",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("includes invalid characters for a local volume name")
+    );
+    let out = d.swarm(&["run", "--rm", "-v", "/tmp:relative", "busybox:test", "true"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid volume specification"));
     d.assert_no_runtime_leftovers();
 }

@@ -9,20 +9,27 @@
 //!  <exec-root>/runtime/<id>/                           the runtime's state (helper, log)
 //! ```
 //!
+//! Volumes a container names (`-v NAME:/dst`, `volume` mounts) are made on first use and
+//! mounted through [`Volumes`]; the record keeps their names, which is how a volume's users
+//! are found.
+//!
 //! A container is the runtime container of the same id; the record adds what Docker shows.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use super::spec::{ContainerFiles, ImageRunConfig, SpecError, container_spec};
+use super::spec::{ContainerFiles, ImageRunConfig, SpecError, container_spec, volume_mounts};
+use super::volumes::{VolumeError, VolumeUsers, Volumes};
 use crate::runtime::{self, CreateOptions, RootfsSource, Runtime, RuntimeError, StdioMode};
 use crate::types::container::{
     ContainerCreateRequest, ContainerInspect, ContainerState, ContainerSummary,
 };
+use crate::types::volume::{ANONYMOUS_LABEL, VolumeCreateRequest};
 
 /// Where an image's layers and config come from (the image store implements it).
 pub trait ImageSource: Send + Sync {
@@ -95,6 +102,8 @@ pub enum ContainerError {
     NotRunning(String),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -124,23 +133,116 @@ pub struct Containers {
     runtime: Runtime,
     dir: PathBuf,
     images: Box<dyn ImageSource>,
-    /// Serialises name allocation: a std Mutex, not a tokio one, because nothing awaits
-    /// while it is held.
+    volumes: Arc<Volumes>,
+    /// Serialises name allocation, and creates against image GC and volume removal: a std
+    /// Mutex, not a tokio one, because nothing awaits while it is held.
     names: Mutex<()>,
 }
 
 impl Containers {
-    pub fn new(runtime: Runtime, dir: PathBuf, images: Box<dyn ImageSource>) -> Self {
+    pub fn new(
+        runtime: Runtime,
+        dir: PathBuf,
+        images: Box<dyn ImageSource>,
+        volumes: Arc<Volumes>,
+    ) -> Self {
         Containers {
             runtime,
             dir,
             images,
+            volumes,
             names: Mutex::new(()),
         }
     }
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    pub fn volumes(&self) -> &Volumes {
+        &self.volumes
+    }
+
+    /// Make (on first use) and mount the volumes `request` names; an anonymous one gets its
+    /// new name written into the request, so the record says which volume it uses. Returns
+    /// the directories by name, and the anonymous volumes made (to remove if create fails).
+    fn prepare_volumes(
+        &self,
+        request: &mut ContainerCreateRequest,
+    ) -> Result<(BTreeMap<String, PathBuf>, Vec<String>), ContainerError> {
+        let wanted = volume_mounts(request)?;
+        let mut dirs = BTreeMap::new();
+        let mut anonymous = Vec::new();
+        let mut made = || -> Result<(), ContainerError> {
+            for v in &wanted {
+                let options = v.options.as_ref().map(|o| VolumeCreateRequest {
+                    labels: o.labels.clone(),
+                    driver: o
+                        .driver_config
+                        .as_ref()
+                        .map(|d| d.name.clone())
+                        .unwrap_or_default(),
+                    driver_opts: o
+                        .driver_config
+                        .as_ref()
+                        .map(|d| d.options.clone())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                });
+                let name = if v.name.is_empty() {
+                    let volume = self.volumes.create(options.clone().unwrap_or_default())?;
+                    anonymous.push(volume.name.clone());
+                    for m in request.host_config.mounts.iter_mut().flatten() {
+                        if m.kind == "volume" && m.source.is_empty() && m.target == v.target {
+                            m.source = volume.name.clone();
+                        }
+                    }
+                    volume.name
+                } else {
+                    v.name.clone()
+                };
+                let dir = self.volumes.mountpoint(&name, options)?;
+                dirs.insert(name, dir);
+            }
+            Ok(())
+        };
+        match made() {
+            Ok(()) => Ok((dirs, anonymous)),
+            Err(e) => {
+                self.remove_volumes(&anonymous);
+                Err(e)
+            }
+        }
+    }
+
+    /// Remove volumes this node made for a container alone (anonymous ones), best effort.
+    fn remove_volumes(&self, names: &[String]) {
+        let users = self.volume_users_unlocked();
+        for name in names {
+            if let Err(e) = self.volumes.remove(name, true, &users) {
+                tracing::warn!(volume = %name, "cannot remove an anonymous volume: {e}");
+            }
+        }
+    }
+
+    fn volume_users_unlocked(&self) -> VolumeUsers {
+        let mut users = VolumeUsers::new();
+        for record in self.records() {
+            for v in volume_mounts(&record.request).unwrap_or_default() {
+                let ids = users.entry(v.name).or_default();
+                if !ids.contains(&record.id) {
+                    ids.push(record.id.clone());
+                }
+            }
+        }
+        users
+    }
+
+    /// Run `op` with the containers that use each volume, excluding concurrent creates (so
+    /// a volume found unused stays unused while `op` runs).
+    pub fn with_volume_users<T>(&self, op: impl FnOnce(&Volumes, &VolumeUsers) -> T) -> T {
+        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        op(&self.volumes, &self.volume_users_unlocked())
     }
 
     fn records(&self) -> Vec<ContainerRecord> {
@@ -177,7 +279,7 @@ impl Containers {
     /// `POST /containers/create`.
     pub fn create(
         &self,
-        request: ContainerCreateRequest,
+        mut request: ContainerCreateRequest,
         name: Option<&str>,
     ) -> Result<ContainerRecord, ContainerError> {
         // Held for the whole create: image GC takes it too (see `image_ids_in_use`), so the
@@ -212,7 +314,23 @@ impl Containers {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let spec = container_spec(&request, &image.config, &files, &hostname, cpus)?;
+        // Checked before any volume is made: a bad request leaves nothing behind.
+        volume_mounts(&request)?;
+        let (volume_dirs, anonymous) = self.prepare_volumes(&mut request)?;
+        let spec = match container_spec(
+            &request,
+            &image.config,
+            &files,
+            &volume_dirs,
+            &hostname,
+            cpus,
+        ) {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.remove_volumes(&anonymous);
+                return Err(e.into());
+            }
+        };
         let args = spec
             .process()
             .as_ref()
@@ -259,6 +377,7 @@ impl Containers {
         if made.is_err() {
             let _ = self.runtime.delete(&id, true);
             let _ = std::fs::remove_dir_all(&dir);
+            self.remove_volumes(&anonymous);
         }
         made
     }
@@ -303,6 +422,17 @@ impl Containers {
     }
 
     pub fn remove(&self, reference: &str, force: bool) -> Result<(), ContainerError> {
+        self.remove_with(reference, force, false)
+    }
+
+    /// Remove a container; with `volumes` also the anonymous volumes no other container
+    /// uses (`docker rm -v`, `--rm`, a task's container).
+    pub fn remove_with(
+        &self,
+        reference: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ContainerError> {
         let record = self.find(reference)?;
         match self.runtime.state(&record.id) {
             Ok(state) if state.status == runtime::Status::Running && !force => {
@@ -313,7 +443,28 @@ impl Containers {
             Err(e) => return Err(e.into()),
         }
         let dir = self.dir.join(&record.id);
-        std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))
+        std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))?;
+        if volumes {
+            let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            let anonymous: Vec<String> = volume_mounts(&record.request)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| {
+                    self.volumes
+                        .get(&v.name)
+                        .is_ok_and(|vol| vol.labels.contains_key(ANONYMOUS_LABEL))
+                })
+                .map(|v| v.name)
+                .collect();
+            let users = self.volume_users_unlocked();
+            for name in anonymous {
+                // In use by another container: kept, as Docker does.
+                if let Err(e) = self.volumes.remove(&name, false, &users) {
+                    tracing::debug!(volume = %name, "anonymous volume kept: {e}");
+                }
+            }
+        }
+        Ok(())
     }
 
     fn state_of(&self, record: &ContainerRecord) -> ContainerState {

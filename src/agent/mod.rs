@@ -3,9 +3,12 @@
 //!
 //! ```text
 //!  api ─▶ daemon ─▶ agent::containers (names, records, lifecycle) ─▶ runtime
-//!                       └─ agent::spec (pure): create request + image config ─▶ OCI spec
+//!                       ├─ agent::spec (pure): create request + image config ─▶ OCI spec
+//!                       └─ agent::volumes: named volumes, made on first use
+//!  task runner (agent::tasks) ─▶ the same containers, for the tasks assigned here
 //! ```
 
 pub mod containers;
 pub mod spec;
 pub mod tasks;
+pub mod volumes;

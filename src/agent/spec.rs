@@ -4,6 +4,7 @@
 //!
 //! Pure: no I/O. Errors are the user's (HTTP 400) and say what to change.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -12,7 +13,7 @@ use oci_spec::runtime::{
 };
 
 use crate::runtime::spec::{DefaultSpecOptions, default_spec};
-use crate::types::container::ContainerCreateRequest;
+use crate::types::container::{ContainerCreateRequest, VolumeOptions};
 
 /// The parts of an image's config a container starts from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,12 +47,63 @@ fn invalid(message: impl Into<String>) -> SpecError {
     SpecError(message.into())
 }
 
-/// Build the spec of a container. `hostname` is the request's or the caller's default (the
-/// short container id, like Docker); `cpus` is the host's CPU count, for `--cpus` checks.
+/// A named volume a container mounts: `-v NAME:/dst[:ro]` or a `volume` mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// Empty: a new anonymous volume (a `volume` mount without a source).
+    pub name: String,
+    pub target: String,
+    pub read_only: bool,
+    /// How to create it if it does not exist (mounts only).
+    pub options: Option<VolumeOptions>,
+}
+
+/// Every volume `request` mounts, checked (names, targets), in order.
+pub fn volume_mounts(request: &ContainerCreateRequest) -> Result<Vec<VolumeMount>, SpecError> {
+    let host = &request.host_config;
+    let mut out = Vec::new();
+    for bind in host.binds.as_deref().unwrap_or_default() {
+        if let Bind::Volume(v) = parse_bind(bind)? {
+            out.push(v);
+        }
+    }
+    for m in host.mounts.as_deref().unwrap_or_default() {
+        if m.kind == "volume" {
+            check_target(&m.target, "mount")?;
+            if !m.source.is_empty() && !crate::types::volume::valid_name(&m.source) {
+                return Err(invalid(format!(
+                    "invalid mount config: \"{}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed",
+                    m.source
+                )));
+            }
+            out.push(VolumeMount {
+                name: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+                options: m.volume_options.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn check_target(target: &str, what: &str) -> Result<(), SpecError> {
+    if !target.starts_with('/') || target.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "invalid {what} target {target:?}: the destination must be an absolute path without '..'"
+        )));
+    }
+    Ok(())
+}
+
+/// Build the spec of a container. `volumes` maps the volume names it mounts to their
+/// directories (see [`volume_mounts`]); `hostname` is the request's or the caller's default
+/// (the short container id, like Docker); `cpus` is the host's CPU count, for `--cpus`.
 pub fn container_spec(
     request: &ContainerCreateRequest,
     image: &ImageRunConfig,
     files: &ContainerFiles,
+    volumes: &BTreeMap<String, PathBuf>,
     hostname: &str,
     cpus: usize,
 ) -> Result<Spec, SpecError> {
@@ -127,35 +179,72 @@ pub fn container_spec(
             &["rbind", "ro", "nosuid", "nodev", "noexec"],
         ));
     }
+    let volume_dir = |name: &str| {
+        volumes.get(name).ok_or_else(|| {
+            invalid(format!(
+                "volume {name:?} was not prepared for the container"
+            ))
+        })
+    };
     for bind in host.binds.as_deref().unwrap_or_default() {
-        mounts.push(parse_bind(bind)?);
+        mounts.push(match parse_bind(bind)? {
+            Bind::Host(m) => m,
+            Bind::Volume(v) => volume_bind(volume_dir(&v.name)?, &v),
+        });
+    }
+    for m in host.mounts.as_deref().unwrap_or_default() {
+        let access = if m.read_only { "ro" } else { "rw" };
+        match m.kind.as_str() {
+            "bind" => {
+                check_target(&m.target, "mount")?;
+                if !m.source.starts_with('/') {
+                    return Err(invalid(format!(
+                        "invalid mount config for type \"bind\": the source {:?} must be an absolute host path",
+                        m.source
+                    )));
+                }
+                mounts.push(bind_mount(
+                    Path::new(&m.source),
+                    &m.target,
+                    &["rbind", access, "rprivate"],
+                ));
+            }
+            "volume" => {
+                let v = VolumeMount {
+                    name: m.source.clone(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                    options: None,
+                };
+                mounts.push(volume_bind(volume_dir(&m.source)?, &v));
+            }
+            "tmpfs" => {
+                let mut options = Vec::new();
+                if let Some(t) = &m.tmpfs_options {
+                    if t.size_bytes < 0 {
+                        return Err(invalid("invalid tmpfs size: it must not be negative"));
+                    }
+                    if t.size_bytes > 0 {
+                        options.push(format!("size={}", t.size_bytes));
+                    }
+                    if t.mode > 0 {
+                        options.push(format!("mode={:o}", t.mode));
+                    }
+                }
+                if m.read_only {
+                    options.push("ro".into());
+                }
+                mounts.push(tmpfs_mount(&m.target, &options.join(","))?);
+            }
+            other => {
+                return Err(invalid(format!(
+                    "invalid mount type {other:?}: expected bind, volume or tmpfs"
+                )));
+            }
+        }
     }
     for (dest, options) in host.tmpfs.iter().flatten() {
-        if !dest.starts_with('/') {
-            return Err(invalid(format!(
-                "invalid tmpfs mount {dest:?}: the destination must be absolute"
-            )));
-        }
-        let mut opts = vec![
-            "nosuid".to_string(),
-            "nodev".to_string(),
-            "noexec".to_string(),
-        ];
-        opts.extend(
-            options
-                .split(',')
-                .filter(|o| !o.is_empty())
-                .map(str::to_string),
-        );
-        mounts.push(
-            MountBuilder::default()
-                .destination(dest)
-                .typ("tmpfs")
-                .source("tmpfs")
-                .options(opts)
-                .build()
-                .map_err(|e| invalid(e.to_string()))?,
-        );
+        mounts.push(tmpfs_mount(dest, options)?);
     }
     spec.set_mounts(Some(mounts));
 
@@ -314,38 +403,84 @@ fn bind_mount(source: &Path, dest: &str, options: &[&str]) -> Mount {
         .expect("static bind mount")
 }
 
-/// `SRC:DST[:ro|rw]` (Docker's `-v` for host paths).
-fn parse_bind(bind: &str) -> Result<Mount, SpecError> {
+fn tmpfs_mount(dest: &str, options: &str) -> Result<Mount, SpecError> {
+    if !dest.starts_with('/') || dest.split('/').any(|c| c == "..") {
+        return Err(invalid(format!(
+            "invalid tmpfs mount {dest:?}: the destination must be an absolute path without '..'"
+        )));
+    }
+    let mut opts = vec![
+        "nosuid".to_string(),
+        "nodev".to_string(),
+        "noexec".to_string(),
+    ];
+    opts.extend(
+        options
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(str::to_string),
+    );
+    MountBuilder::default()
+        .destination(dest)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(opts)
+        .build()
+        .map_err(|e| invalid(e.to_string()))
+}
+
+fn volume_bind(dir: &Path, volume: &VolumeMount) -> Mount {
+    let access = if volume.read_only { "ro" } else { "rw" };
+    bind_mount(dir, &volume.target, &["rbind", access, "rprivate"])
+}
+
+/// What a `-v` entry is.
+enum Bind {
+    Host(Mount),
+    Volume(VolumeMount),
+}
+
+/// `SRC:DST[:ro|rw]` (Docker's `-v`): SRC is an absolute host path or a volume name.
+fn parse_bind(bind: &str) -> Result<Bind, SpecError> {
     let parts: Vec<&str> = bind.split(':').collect();
     let (source, dest, mode) = match parts.as_slice() {
         [s, d] => (*s, *d, "rw"),
         [s, d, m] => (*s, *d, *m),
         _ => return Err(invalid(format!("invalid volume specification: '{bind}'"))),
     };
-    if !source.starts_with('/') {
-        return Err(invalid(format!(
-            "invalid volume specification: '{bind}': the source must be an absolute host path (named volumes come with services)"
-        )));
-    }
     if !dest.starts_with('/') || dest.split('/').any(|c| c == "..") {
         return Err(invalid(format!(
             "invalid volume specification: '{bind}': the destination must be an absolute path without '..'"
         )));
     }
-    let access = match mode {
-        "ro" => "ro",
-        "rw" | "" => "rw",
+    let read_only = match mode {
+        "ro" => true,
+        "rw" | "" => false,
         other => {
             return Err(invalid(format!(
                 "invalid mode '{other}' in '{bind}' (ro or rw)"
             )));
         }
     };
-    Ok(bind_mount(
-        Path::new(source),
-        dest,
-        &["rbind", access, "rprivate"],
-    ))
+    if source.starts_with('/') {
+        let access = if read_only { "ro" } else { "rw" };
+        return Ok(Bind::Host(bind_mount(
+            Path::new(source),
+            dest,
+            &["rbind", access, "rprivate"],
+        )));
+    }
+    if !crate::types::volume::valid_name(source) {
+        return Err(invalid(format!(
+            "create {source}: \"{source}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        )));
+    }
+    Ok(Bind::Volume(VolumeMount {
+        name: source.to_owned(),
+        target: dest.to_owned(),
+        read_only,
+        options: None,
+    }))
 }
 
 #[cfg(test)]
@@ -371,7 +506,11 @@ mod tests {
     }
 
     fn build(request: &ContainerCreateRequest) -> Result<Spec, SpecError> {
-        container_spec(request, &image(), &files(), "abc123", 2)
+        container_spec(request, &image(), &files(), &no_volumes(), "abc123", 2)
+    }
+
+    fn no_volumes() -> BTreeMap<String, PathBuf> {
+        BTreeMap::new()
     }
 
     fn args(spec: &Spec) -> Vec<String> {
@@ -393,6 +532,7 @@ mod tests {
             &ContainerCreateRequest::default(),
             &with_entry,
             &files(),
+            &no_volumes(),
             "h",
             2,
         )
@@ -403,12 +543,19 @@ mod tests {
             entrypoint: Some(vec!["true".into()]),
             ..Default::default()
         };
-        let spec = container_spec(&req, &with_entry, &files(), "h", 2).unwrap();
+        let spec = container_spec(&req, &with_entry, &files(), &no_volumes(), "h", 2).unwrap();
         assert_eq!(args(&spec), vec!["true"]);
         let mut empty = image();
         empty.cmd.clear();
-        let err = container_spec(&ContainerCreateRequest::default(), &empty, &files(), "h", 2)
-            .unwrap_err();
+        let err = container_spec(
+            &ContainerCreateRequest::default(),
+            &empty,
+            &files(),
+            &no_volumes(),
+            "h",
+            2,
+        )
+        .unwrap_err();
         assert_eq!(err.0, "no command specified");
     }
 
@@ -495,7 +642,8 @@ mod tests {
                 .all(|n| n.typ() != LinuxNamespaceType::Network)
         );
         for bad in [
-            "data:/data",
+            "../etc:/data",
+            "a/b:/data",
             "/a:relative",
             "/a:/b:/c:/d",
             "/a:/b:rx",
@@ -507,5 +655,87 @@ mod tests {
         req.host_config.binds = None;
         req.host_config.network_mode = "overlay-net".into();
         assert!(build(&req).unwrap_err().0.contains("not supported"));
+    }
+
+    #[test]
+    fn t10_named_volumes_and_mounts() {
+        use crate::types::container::Mount as ApiMount;
+        let mut req = ContainerCreateRequest::default();
+        req.host_config.binds = Some(vec!["data:/data:ro".into(), "/srv:/srv".into()]);
+        req.host_config.mounts = Some(vec![
+            ApiMount {
+                kind: "volume".into(),
+                source: "cache".into(),
+                target: "/cache".into(),
+                ..Default::default()
+            },
+            ApiMount {
+                kind: "tmpfs".into(),
+                target: "/scratch".into(),
+                tmpfs_options: Some(crate::types::container::TmpfsOptions {
+                    size_bytes: 1 << 20,
+                    mode: 0o1777,
+                }),
+                ..Default::default()
+            },
+        ]);
+        let refs = volume_mounts(&req).unwrap();
+        let names: Vec<&str> = refs.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, vec!["data", "cache"]);
+        assert!(refs[0].read_only && !refs[1].read_only);
+        // Not prepared: refused, not silently skipped.
+        assert!(build(&req).unwrap_err().0.contains("not prepared"));
+        let volumes = BTreeMap::from([
+            ("data".to_owned(), PathBuf::from("/v/data/_data")),
+            ("cache".to_owned(), PathBuf::from("/v/cache/_data")),
+        ]);
+        let spec = container_spec(&req, &image(), &files(), &volumes, "h", 2).unwrap();
+        let mounts = spec.mounts().clone().unwrap();
+        let at = |dst: &str| {
+            mounts
+                .iter()
+                .find(|m| m.destination() == Path::new(dst))
+                .unwrap_or_else(|| panic!("no mount at {dst}"))
+                .clone()
+        };
+        assert_eq!(
+            at("/data").source().as_deref(),
+            Some(Path::new("/v/data/_data"))
+        );
+        assert!(
+            at("/data")
+                .options()
+                .as_ref()
+                .unwrap()
+                .contains(&"ro".to_string())
+        );
+        assert_eq!(
+            at("/cache").source().as_deref(),
+            Some(Path::new("/v/cache/_data"))
+        );
+        assert_eq!(at("/srv").source().as_deref(), Some(Path::new("/srv")));
+        let scratch = at("/scratch").options().clone().unwrap();
+        assert!(scratch.contains(&"size=1048576".to_string()), "{scratch:?}");
+        assert!(scratch.contains(&"mode=1777".to_string()), "{scratch:?}");
+
+        for (kind, source, target) in [
+            ("volume", "../x", "/x"),
+            ("volume", "ok", "relative"),
+            ("bind", "relative", "/x"),
+            ("npipe", "", "/x"),
+        ] {
+            req.host_config.binds = None;
+            req.host_config.mounts = Some(vec![ApiMount {
+                kind: kind.into(),
+                source: source.into(),
+                target: target.into(),
+                ..Default::default()
+            }]);
+            let volumes = BTreeMap::from([("ok".to_owned(), PathBuf::from("/v/ok/_data"))]);
+            let refused = volume_mounts(&req)
+                .err()
+                .or_else(|| container_spec(&req, &image(), &files(), &volumes, "h", 2).err());
+            assert!(refused.is_some(), "{kind} {source} {target} accepted");
+        }
     }
 }

@@ -12,11 +12,11 @@
 //! ```
 //!
 //! Containers carry their task in labels, so after a daemon restart the runner finds them
-//! again and adopts the running ones instead of starting new ones. Named volumes live in
-//! `<data>/volumes/NAME/_data` and outlive the tasks that use them.
+//! again and adopts the running ones instead of starting new ones. Volume mounts go to the
+//! container as `HostConfig.Mounts`: the node's volume manager (agent::volumes) makes a named
+//! volume on first use, and it outlives the tasks that use it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +28,9 @@ use crate::cluster::{Cluster, Command};
 use crate::image::ImageStore;
 use crate::image::registry::PullOptions;
 use crate::types::Timestamp;
-use crate::types::container::{ContainerCreateRequest, ContainerSummary, HostConfig};
+use crate::types::container::{
+    ContainerCreateRequest, ContainerSummary, HostConfig, Mount, TmpfsOptions,
+};
 use crate::types::service::{ContainerStatus, Task, TaskSpec, TaskState, TaskStatus};
 
 /// Labels Docker puts on a task's container; we find tasks by them.
@@ -48,8 +50,6 @@ pub struct TaskRunner {
     pub cluster: Cluster,
     pub containers: Arc<Containers>,
     pub images: Arc<ImageStore>,
-    /// Named volumes: `<dir>/NAME/_data`.
-    pub volumes_dir: PathBuf,
     /// How pulls of missing images are made (certs.d and such).
     pub pull: PullOptions,
 }
@@ -316,7 +316,10 @@ impl TaskRunner {
             }
             Job::Remove { container } => {
                 let c = self.containers.clone();
-                let removed = tokio::task::spawn_blocking(move || c.remove(&container, true)).await;
+                // With its anonymous volumes, as Docker's executor removes a task's container.
+                let removed =
+                    tokio::task::spawn_blocking(move || c.remove_with(&container, true, true))
+                        .await;
                 if let Ok(Err(e)) = removed {
                     tracing::warn!(error = %e, "cannot remove a task's container");
                 }
@@ -420,30 +423,22 @@ impl TaskRunner {
             .as_ref()
             .and_then(|r| r.limits.clone())
             .unwrap_or_default();
-        let mut binds = Vec::new();
-        let mut tmpfs = BTreeMap::new();
+        let mut mounts = Vec::new();
         for m in &c.mounts {
-            let ro = if m.read_only { ":ro" } else { "" };
-            match m.kind.as_str() {
-                "bind" => binds.push(format!("{}:{}{ro}", m.source, m.target)),
-                "volume" => {
-                    let dir = self.volume(&m.source, task)?;
-                    binds.push(format!("{}:{}{ro}", dir.display(), m.target));
-                }
-                "tmpfs" => {
-                    let mut options = Vec::new();
-                    if let Some(t) = &m.tmpfs_options {
-                        if t.size_bytes > 0 {
-                            options.push(format!("size={}", t.size_bytes));
-                        }
-                        if t.mode > 0 {
-                            options.push(format!("mode={:o}", t.mode));
-                        }
-                    }
-                    tmpfs.insert(m.target.clone(), options.join(","));
-                }
-                other => return Err(format!("unsupported mount type {other:?}")),
+            if !matches!(m.kind.as_str(), "bind" | "volume" | "tmpfs") {
+                return Err(format!("unsupported mount type {:?}", m.kind));
             }
+            mounts.push(Mount {
+                kind: m.kind.clone(),
+                source: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+                volume_options: m.volume_options.clone(),
+                tmpfs_options: m.tmpfs_options.as_ref().map(|t| TmpfsOptions {
+                    size_bytes: t.size_bytes,
+                    mode: t.mode,
+                }),
+            });
         }
         Ok(ContainerCreateRequest {
             image: c.image.clone(),
@@ -460,32 +455,13 @@ impl TaskRunner {
                 memory: limits.memory_bytes,
                 nano_cpus: limits.nano_cpus,
                 pids_limit: (limits.pids > 0).then_some(limits.pids),
-                binds: (!binds.is_empty()).then_some(binds),
-                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+                mounts: (!mounts.is_empty()).then_some(mounts),
                 readonly_rootfs: c.read_only,
                 network_mode: "none".into(),
                 ..Default::default()
             },
             ..Default::default()
         })
-    }
-
-    /// A named local volume's directory, made on first use.
-    fn volume(&self, name: &str, task: &Task) -> Result<PathBuf, String> {
-        let name = if name.is_empty() {
-            // Docker makes an anonymous volume; one per task here.
-            format!("anon-{}", task.id)
-        } else {
-            name.to_owned()
-        };
-        if !crate::types::service::valid_name(&name) && !name.starts_with("anon-") {
-            return Err(format!(
-                "invalid volume name {name:?}: use letters, digits, '-' and '_'"
-            ));
-        }
-        let dir = self.volumes_dir.join(&name).join("_data");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create volume {name}: {e}"))?;
-        Ok(dir)
     }
 }
 

@@ -89,7 +89,9 @@ pub async fn remove<B: Backend>(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    backend.container_remove(id, flag(&query, "force")).await?;
+    backend
+        .container_remove(id, flag(&query, "force"), flag(&query, "v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

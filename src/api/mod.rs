@@ -23,6 +23,7 @@ pub mod server;
 pub mod services;
 pub mod swarm;
 mod system;
+pub mod volumes;
 
 pub use error::ApiError;
 pub use server::{Backend, serve};

@@ -50,7 +50,13 @@ pub trait Backend: Send + Sync + 'static {
         grace: Option<u64>,
     ) -> impl Future<Output = Reply<()>> + Send;
     fn container_kill(&self, id: String, signal: String) -> impl Future<Output = Reply<()>> + Send;
-    fn container_remove(&self, id: String, force: bool) -> impl Future<Output = Reply<()>> + Send;
+    /// `volumes`: also the container's anonymous volumes (`docker rm -v`).
+    fn container_remove(
+        &self,
+        id: String,
+        force: bool,
+        volumes: bool,
+    ) -> impl Future<Output = Reply<()>> + Send;
     fn container_list(&self, all: bool) -> impl Future<Output = Vec<ContainerSummary>> + Send;
     fn container_inspect(&self, id: String)
     -> impl Future<Output = Reply<ContainerInspect>> + Send;
@@ -187,6 +193,24 @@ pub trait Backend: Send + Sync + 'static {
         id: String,
         local: bool,
     ) -> impl Future<Output = Reply<crate::types::service::Task>> + Send;
+    fn volume_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> impl Future<Output = Reply<crate::types::volume::VolumeListResponse>> + Send;
+    /// An existing volume of that name is returned as it is.
+    fn volume_create(
+        &self,
+        request: crate::types::volume::VolumeCreateRequest,
+    ) -> impl Future<Output = Reply<crate::types::volume::Volume>> + Send;
+    fn volume_inspect(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Reply<crate::types::volume::Volume>> + Send;
+    fn volume_remove(&self, name: String, force: bool) -> impl Future<Output = Reply<()>> + Send;
+    fn volume_prune(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> impl Future<Output = Reply<crate::types::volume::VolumePruneResponse>> + Send;
     /// Frames of the multiplexed log stream, ending when the log is done.
     fn container_logs(
         &self,
@@ -247,6 +271,13 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route("/services/{id}/update", post(services::update::<B>))
         .route("/tasks", get(services::tasks::<B>))
         .route("/tasks/{id}", get(services::task::<B>))
+        .route("/volumes", get(super::volumes::list::<B>))
+        .route("/volumes/create", post(super::volumes::create::<B>))
+        .route("/volumes/prune", post(super::volumes::prune::<B>))
+        .route(
+            "/volumes/{name}",
+            get(super::volumes::inspect::<B>).delete(super::volumes::remove::<B>),
+        )
         .route(
             "/__unsupported_version/{version}",
             axum::routing::any(unsupported_version),

@@ -48,9 +48,12 @@ pub struct RunArgs {
     /// Maximum number of processes.
     #[arg(long)]
     pids_limit: Option<i64>,
-    /// Bind mount a host path: SRC:DST[:ro].
+    /// Bind mount a host path or a named volume (made on first use): SRC|NAME:DST[:ro].
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// type=volume|bind|tmpfs,source=…,target=…[,readonly][,volume-opt=K=V]… (repeatable).
+    #[arg(long)]
+    mount: Vec<String>,
     /// Mount the root filesystem read-only.
     #[arg(long)]
     read_only: bool,
@@ -101,6 +104,14 @@ fn create_request(args: &RunArgs) -> Result<ContainerCreateRequest> {
         Some(c) => (c * 1e9) as i64,
         None => 0,
     };
+    let mut mounts = Vec::new();
+    for m in &args.mount {
+        let value = super::service::parse_mount(m)?;
+        mounts.push(
+            serde_json::from_value::<crate::types::container::Mount>(value)
+                .with_context(|| format!("invalid --mount {m:?}"))?,
+        );
+    }
     Ok(ContainerCreateRequest {
         image: args.image.clone(),
         cmd: (!args.command.is_empty()).then(|| args.command.clone()),
@@ -116,6 +127,7 @@ fn create_request(args: &RunArgs) -> Result<ContainerCreateRequest> {
             nano_cpus,
             pids_limit: args.pids_limit,
             binds: (!args.volume.is_empty()).then(|| args.volume.clone()),
+            mounts: (!mounts.is_empty()).then_some(mounts),
             readonly_rootfs: args.read_only,
             network_mode: args.network.clone(),
             // With -d the daemon removes it; in the foreground we do, after reading its exit.
@@ -165,7 +177,9 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         {
             Ok(io) => Some(io),
             Err(e) => {
-                let _ = client.delete(&format!("/containers/{id}?force=1")).await;
+                let _ = client
+                    .delete(&format!("/containers/{id}?force=1&v=1"))
+                    .await;
                 return Err(e.into());
             }
         }
@@ -173,7 +187,9 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         None
     };
     if let Err(e) = client.post_empty(&format!("/containers/{id}/start")).await {
-        let _ = client.delete(&format!("/containers/{id}?force=1")).await;
+        let _ = client
+            .delete(&format!("/containers/{id}?force=1&v=1"))
+            .await;
         return Err(e.into());
     }
     if args.detach {
@@ -190,7 +206,9 @@ pub async fn run(client: &ApiClient, args: RunArgs) -> Result<i32> {
         .post(&format!("/containers/{id}/wait"), &serde_json::json!({}))
         .await?;
     if args.rm {
-        client.delete(&format!("/containers/{id}?force=1")).await?;
+        client
+            .delete(&format!("/containers/{id}?force=1&v=1"))
+            .await?;
     }
     Ok(waited.status_code as i32)
 }
@@ -555,12 +573,20 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short, long)]
     force: bool,
+    /// Also remove the container's anonymous volumes.
+    #[arg(short, long)]
+    volumes: bool,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 pub async fn rm(client: &ApiClient, args: RmArgs) -> Result<i32> {
-    let query = if args.force { "?force=1" } else { "" };
+    let query = match (args.force, args.volumes) {
+        (false, false) => "",
+        (true, false) => "?force=1",
+        (false, true) => "?v=1",
+        (true, true) => "?force=1&v=1",
+    };
     each(&args.containers, |c| {
         let path = format!("/containers/{}{query}", url_escape(c));
         async move { client.delete(&path).await }

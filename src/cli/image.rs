@@ -430,7 +430,7 @@ fn split_tag(name: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn human_size(bytes: u64) -> String {
+pub(super) fn human_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{:.2}GB", b as f64 / 1e9),
         b if b >= 1 << 20 => format!("{:.1}MB", b as f64 / 1e6),

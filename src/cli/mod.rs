@@ -11,6 +11,7 @@ pub mod runtime;
 pub mod service;
 pub mod swarm;
 pub mod system;
+pub mod volume;
 
 use clap::{Parser, Subcommand};
 
@@ -66,6 +67,8 @@ pub enum Command {
     Node(node::NodeArgs),
     /// Manage services: create, ls, ps, inspect, scale, rm.
     Service(service::ServiceArgs),
+    /// Manage this node's named volumes: create, ls, inspect, rm, prune.
+    Volume(volume::VolumeArgs),
     /// Log in to a registry: the daemon checks the credentials, the CLI keeps them.
     Login(login::LoginArgs),
     /// Log out from a registry (forget its credentials).
@@ -169,6 +172,7 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
             Command::Leave(args) => swarm::leave(&client, args).await,
             Command::Node(args) => node::run(&client, args).await,
             Command::Service(args) => service::run(&client, args).await,
+            Command::Volume(args) => volume::run(&client, args).await,
             Command::Login(args) => login::login(&client, args).await,
             Command::Logout(args) => login::logout(args).await,
             Command::Runtime(_)

@@ -141,7 +141,7 @@ pub struct CreateArgs {
     stop_grace_period: Option<String>,
     #[arg(long)]
     stop_signal: Option<String>,
-    /// type=volume|bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…]
+    /// type=volume|bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,volume-opt=K=V]
     #[arg(long)]
     mount: Vec<String>,
     #[arg(long)]
@@ -238,14 +238,24 @@ fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>> 
     Ok(out)
 }
 
-/// `--mount type=volume,source=data,target=/data[,readonly]`.
+/// `--mount type=volume,source=data,target=/data[,readonly][,volume-opt=K=V]…` (Docker's
+/// `Mount`: also for `swarm run --mount`).
 pub fn parse_mount(text: &str) -> Result<Value> {
     let mut kind = "volume".to_owned();
     let (mut source, mut target) = (String::new(), String::new());
     let mut read_only = false;
     let mut tmpfs = serde_json::Map::new();
+    let mut volume = serde_json::Map::new();
+    let (mut driver, mut driver_opts) = (None::<String>, serde_json::Map::new());
+    let mut labels = serde_json::Map::new();
     for field in text.split(',') {
         let (k, v) = field.split_once('=').unwrap_or((field, "true"));
+        let key_value = |what: &str| -> Result<(String, String)> {
+            match v.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                _ => bail!("invalid {what} {v:?} in --mount {text:?}: expected KEY=VALUE"),
+            }
+        };
         match k.trim() {
             "type" => kind = v.to_owned(),
             "source" | "src" => source = v.to_owned(),
@@ -259,6 +269,18 @@ pub fn parse_mount(text: &str) -> Result<Value> {
                     .with_context(|| format!("invalid tmpfs-mode {v:?} in --mount {text:?}"))?;
                 tmpfs.insert("Mode".into(), json!(mode));
             }
+            "volume-nocopy" => {
+                volume.insert("NoCopy".into(), json!(matches!(v, "true" | "1")));
+            }
+            "volume-driver" => driver = Some(v.to_owned()),
+            "volume-opt" => {
+                let (k, v) = key_value("volume-opt")?;
+                driver_opts.insert(k, json!(v));
+            }
+            "volume-label" => {
+                let (k, v) = key_value("volume-label")?;
+                labels.insert(k, json!(v));
+            }
             other => bail!("invalid --mount {text:?}: unknown field {other:?}"),
         }
     }
@@ -268,6 +290,21 @@ pub fn parse_mount(text: &str) -> Result<Value> {
     let mut m = json!({"Type": kind, "Source": source, "Target": target, "ReadOnly": read_only});
     if !tmpfs.is_empty() {
         m["TmpfsOptions"] = Value::Object(tmpfs);
+    }
+    if driver.is_some() || !driver_opts.is_empty() {
+        volume.insert(
+            "DriverConfig".into(),
+            json!({"Name": driver.unwrap_or_default(), "Options": driver_opts}),
+        );
+    }
+    if !labels.is_empty() {
+        volume.insert("Labels".into(), Value::Object(labels));
+    }
+    if !volume.is_empty() {
+        if kind != "volume" {
+            bail!("invalid --mount {text:?}: volume options need type=volume");
+        }
+        m["VolumeOptions"] = Value::Object(volume);
     }
     Ok(m)
 }
@@ -800,5 +837,20 @@ mod tests {
         assert_eq!(t["TmpfsOptions"]["Mode"], 0o1777);
         assert!(parse_mount("type=volume,src=x").is_err());
         assert!(parse_mount("type=volume,target=/x,color=red").is_err());
+        let v = parse_mount(
+            "src=scratch,dst=/s,volume-opt=type=tmpfs,volume-opt=o=size=1m,volume-label=a=b",
+        )
+        .unwrap();
+        assert_eq!(
+            v["VolumeOptions"]["DriverConfig"]["Options"]["o"],
+            "size=1m"
+        );
+        assert_eq!(
+            v["VolumeOptions"]["DriverConfig"]["Options"]["type"],
+            "tmpfs"
+        );
+        assert_eq!(v["VolumeOptions"]["Labels"]["a"], "b");
+        assert!(parse_mount("type=bind,src=/a,dst=/b,volume-opt=x=y").is_err());
+        assert!(parse_mount("dst=/b,volume-opt=novalue").is_err());
     }
 }

@@ -12,6 +12,7 @@ mod exec;
 mod logs;
 mod services;
 pub mod swarm;
+mod volumes;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -71,14 +72,16 @@ impl Engine {
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let volumes = crate::agent::volumes::Volumes::open(config.data_dir.join("volumes"))
+            .context("open the volumes directory")?;
         let containers = Arc::new(Containers::new(
             runtime,
             containers_dir,
             Box::new(images.clone()),
+            Arc::new(volumes),
         ));
         let duties = {
             let (containers, images) = (containers.clone(), images.clone());
-            let volumes_dir = config.data_dir.join("volumes");
             let pull = crate::image::registry::PullOptions {
                 certs_dir: config.registry_certs_dir.clone(),
                 ..Default::default()
@@ -89,7 +92,6 @@ impl Engine {
                         cluster: cluster.clone(),
                         containers: containers.clone(),
                         images: images.clone(),
-                        volumes_dir: volumes_dir.clone(),
                         pull: pull.clone(),
                     };
                     tokio::spawn(runner.run(stop.clone()));
@@ -180,6 +182,7 @@ fn container_error(e: ContainerError) -> ApiError {
         ContainerError::Runtime(RuntimeError::InvalidSpec(_))
         | ContainerError::Runtime(RuntimeError::InvalidState { .. }) => ApiError::conflict(message),
         ContainerError::Runtime(RuntimeError::NotFound(_)) => ApiError::not_found(message),
+        ContainerError::Volume(e) => volumes::volume_error(e),
         _ => ApiError::internal(message),
     }
 }
@@ -520,7 +523,7 @@ impl Backend for Engine {
             let containers = self.containers.clone();
             tokio::task::spawn_blocking(move || {
                 let _ = containers.wait(&record.id);
-                if let Err(e) = containers.remove(&record.id, true) {
+                if let Err(e) = containers.remove_with(&record.id, true, true) {
                     tracing::warn!(container = %record.id, "auto-remove: {e}");
                 }
             });
@@ -546,8 +549,43 @@ impl Backend for Engine {
         self.blocking(move |c| c.kill(&id, signal)).await
     }
 
-    async fn container_remove(&self, id: String, force: bool) -> Result<(), ApiError> {
-        self.blocking(move |c| c.remove(&id, force)).await
+    async fn container_remove(
+        &self,
+        id: String,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ApiError> {
+        self.blocking(move |c| c.remove_with(&id, force, volumes))
+            .await
+    }
+
+    async fn volume_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<crate::types::volume::VolumeListResponse, ApiError> {
+        volumes::list(&self.containers, filters).await
+    }
+
+    async fn volume_create(
+        &self,
+        request: crate::types::volume::VolumeCreateRequest,
+    ) -> Result<crate::types::volume::Volume, ApiError> {
+        volumes::create(&self.containers, request).await
+    }
+
+    async fn volume_inspect(&self, name: String) -> Result<crate::types::volume::Volume, ApiError> {
+        volumes::inspect(&self.containers, name).await
+    }
+
+    async fn volume_remove(&self, name: String, force: bool) -> Result<(), ApiError> {
+        volumes::remove(&self.containers, name, force).await
+    }
+
+    async fn volume_prune(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<crate::types::volume::VolumePruneResponse, ApiError> {
+        volumes::prune(&self.containers, filters).await
     }
 
     async fn container_list(&self, all: bool) -> Vec<ContainerSummary> {

@@ -39,8 +39,10 @@ pub struct HostConfig {
     pub cpuset_cpus: String,
     /// 0 or -1: unlimited.
     pub pids_limit: Option<i64>,
-    /// `SRC:DST[:ro|rw]`.
+    /// `SRC:DST[:ro|rw]`: SRC is an absolute host path or a volume name.
     pub binds: Option<Vec<String>>,
+    /// `--mount`: bind, volume (named or anonymous) and tmpfs mounts.
+    pub mounts: Option<Vec<Mount>>,
     pub readonly_rootfs: bool,
     /// `none` (default here: an isolated network namespace with only `lo`), `host`,
     /// `default`/`bridge` (treated as `none` until container networking lands).
@@ -160,4 +162,45 @@ pub struct ExecInspect {
     pub exit_code: Option<i64>,
     pub open_stdin: bool,
     pub pid: i64,
+}
+
+/// One entry of `HostConfig.Mounts` (`docker run --mount`, a task's mounts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// A host path (bind), a volume name (volume; empty: a new anonymous volume).
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    pub volume_options: Option<VolumeOptions>,
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// How a volume a mount names is created when it does not exist yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    #[serde(deserialize_with = "super::serde_util::null_as_default")]
+    pub labels: BTreeMap<String, String>,
+    pub driver_config: Option<DriverConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DriverConfig {
+    pub name: String,
+    #[serde(deserialize_with = "super::serde_util::null_as_default")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    pub size_bytes: i64,
+    /// Permission bits (e.g. 0o1777).
+    pub mode: u32,
 }

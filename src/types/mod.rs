@@ -7,6 +7,7 @@
 //!             SwarmSpec and its parts, Docker's defaults
 //!  time.rs    Timestamp: RFC 3339 in JSON, i64 nanoseconds in binary
 //!  container.rs / system.rs   local containers, /version and /info
+//!  volume.rs  named volumes (`/volumes`) and Docker's volume-name rule
 //!  auth.rs    registry credentials (`POST /auth`, `X-Registry-Auth`)
 //!  error.rs   CommandError: why the cluster refused a command (crosses the wire)
 //! ```
@@ -29,6 +30,7 @@ pub mod service;
 pub mod swarm;
 pub mod system;
 pub mod time;
+pub mod volume;
 
 use serde::{Deserialize, Serialize};
 

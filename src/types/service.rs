@@ -153,6 +153,8 @@ pub struct Mount {
     pub source: String,
     pub target: String,
     pub read_only: bool,
+    /// How a named volume is created on first use (labels, driver options).
+    pub volume_options: Option<super::container::VolumeOptions>,
     pub tmpfs_options: Option<TmpfsOptions>,
 }
 
@@ -403,6 +405,12 @@ impl ServiceSpec {
             if m.kind == "bind" && !m.source.starts_with('/') {
                 return Err(format!(
                     "invalid bind mount source {:?}: must be an absolute path",
+                    m.source
+                ));
+            }
+            if m.kind == "volume" && !m.source.is_empty() && !super::volume::valid_name(&m.source) {
+                return Err(format!(
+                    "invalid volume name {:?}: only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed",
                     m.source
                 ));
             }
