@@ -58,8 +58,18 @@ start_daemon() {
     ip="$(host_ip "$i")"
     dir="$(host_dir "$i")"
     bin="$(swarm_bin)"
-    if [[ -f "$dir/daemon.pid" ]] && kill -0 "$(cat "$dir/daemon.pid")" 2>/dev/null; then
-        return 0
+    if [[ -f "$dir/daemon.pid" ]]; then
+        local old tries=0
+        old="$(cat "$dir/daemon.pid")"
+        # A killed daemon stays a zombie until its last thread is gone (a second or two on
+        # a busy host); it still holds its data dir until then, so wait for it (bounded).
+        while [[ -e "/proc/$old" ]]; do
+            if [[ "$(awk '{print $3}' "/proc/$old/stat" 2>/dev/null)" != Z ]]; then
+                return 0 # still running
+            fi
+            ((tries++ < 200)) || die "host $i: the old daemon (pid $old) does not go away"
+            sleep 0.05
+        done
     fi
     # Its own network namespace and hostname: what a host is to the cluster. nsenter, not
     # `ip netns exec`: that remounts /sys for the namespace, which hides /sys/fs/cgroup.
