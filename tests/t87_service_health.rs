@@ -7,7 +7,8 @@
 //! and probes never pile up. An image's HEALTHCHECK applies unless the service says
 //! `--no-healthcheck`. A container that exits 3 fails its task with "non-zero exit (3)"; a
 //! stop uses the spec's stop signal, then SIGKILL after the grace period. A mode change is
-//! refused. Every wait is bounded; nothing asserts on timing.
+//! refused. A local container with a health check is checked too. Every wait is bounded;
+//! nothing asserts on timing.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -470,6 +471,31 @@ fn t87_health_checks_exit_codes_stops_and_mode_changes() {
     assert_eq!(reply.message(), "service mode change is not allowed");
     let web = api.get_ok("/services/web");
     assert_eq!(web["Spec"]["Mode"]["Replicated"]["Replicas"], 1);
+
+    eprintln!("--- local containers are health-checked too");
+    let local = api.post_ok(
+        "/containers/create?name=local-hc",
+        &json!({
+            "Image": "busybox:test",
+            "Cmd": ["sleep", "1000"],
+            "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 200 * MS},
+        }),
+    )["Id"]
+        .as_str()
+        .expect("an Id")
+        .to_owned();
+    api.post_ok(&format!("/containers/{local}/start"), &json!({}));
+    wait_for("swarm ps shows local-hc healthy", || {
+        let ps = d.ok(&["ps"]);
+        ps.lines()
+            .any(|l| l.contains("local-hc") && l.contains("Up ") && l.contains("(healthy)"))
+            .then_some(())
+    });
+    assert_eq!(
+        inspect(&api, &local)["State"]["Health"]["Status"],
+        "healthy"
+    );
+    d.ok(&["rm", "-f", "local-hc"]);
 
     eprintln!("--- services removed: their containers go");
     for s in ["web", "imgcheck", "nocheck", "exit3", "trapper", "stubborn"] {
