@@ -15,7 +15,7 @@
 //!
 //! A container is the runtime container of the same id; the record adds what Docker shows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,11 +23,14 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+use super::health::{self, HealthTarget, Probe};
 use super::spec::{ContainerFiles, ImageRunConfig, SpecError, container_spec, volume_mounts};
 use super::volumes::{VolumeError, VolumeUsers, Volumes};
 use crate::runtime::{self, CreateOptions, RootfsSource, Runtime, RuntimeError, StdioMode};
+use crate::types::Timestamp;
 use crate::types::container::{
-    ContainerCreateRequest, ContainerInspect, ContainerState, ContainerSummary,
+    ContainerCreateRequest, ContainerInspect, ContainerState, ContainerSummary, Health,
+    HealthConfig, HealthStatus,
 };
 use crate::types::volume::{ANONYMOUS_LABEL, VolumeCreateRequest};
 
@@ -73,6 +76,14 @@ impl ImageSource for crate::image::ImageStore {
                 env: config.env.unwrap_or_default(),
                 working_dir: config.working_dir.unwrap_or_default(),
                 user: config.user.unwrap_or_default(),
+                healthcheck: config.healthcheck.map(|h| HealthConfig {
+                    test: h.test.unwrap_or_default(),
+                    interval: h.interval.unwrap_or(0),
+                    timeout: h.timeout.unwrap_or(0),
+                    start_period: h.start_period.unwrap_or(0),
+                    start_interval: h.start_interval.unwrap_or(0),
+                    retries: h.retries.unwrap_or(0),
+                }),
             },
         })
     }
@@ -137,6 +148,9 @@ pub struct Containers {
     /// Serialises name allocation, and creates against image GC and volume removal: a std
     /// Mutex, not a tokio one, because nothing awaits while it is held.
     names: Mutex<()>,
+    /// `State.Health` of the containers with a health check, as the health monitor last
+    /// recorded it (kept in memory, like the exec instances). A std Mutex: held for a copy.
+    health: Mutex<HashMap<String, Health>>,
 }
 
 impl Containers {
@@ -152,6 +166,7 @@ impl Containers {
             images,
             volumes,
             names: Mutex::new(()),
+            health: Mutex::new(HashMap::new()),
         }
     }
 
@@ -286,6 +301,12 @@ impl Containers {
         // layers of a container being created are never collected under it.
         let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.images.resolve(&request.image)?;
+        // Like dockerd, the container keeps its health check merged with the image's.
+        request.healthcheck = health::merge(
+            request.healthcheck.take(),
+            image.config.healthcheck.as_ref(),
+        );
+        Probe::from_config(request.healthcheck.as_ref()).map_err(SpecError)?;
         let id = random_id();
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -384,6 +405,8 @@ impl Containers {
 
     pub fn start(&self, reference: &str) -> Result<(), ContainerError> {
         let record = self.find(reference)?;
+        // A new run starts its health over.
+        self.health_board().remove(&record.id);
         Ok(self.runtime.start(&record.id)?)
     }
 
@@ -442,6 +465,7 @@ impl Containers {
             Err(RuntimeError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        self.health_board().remove(&record.id);
         let dir = self.dir.join(&record.id);
         std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))?;
         if volumes {
@@ -468,6 +492,7 @@ impl Containers {
     }
 
     fn state_of(&self, record: &ContainerRecord) -> ContainerState {
+        let health = self.health_of(record);
         match self.runtime.state(&record.id) {
             Ok(state) => {
                 let exit = state.exit.clone();
@@ -484,6 +509,7 @@ impl Containers {
                     exit_code: exit.as_ref().map(|e| e.code as i64).unwrap_or(0),
                     started_at: state.created.clone(),
                     finished_at: exit.map(|e| e.finished).unwrap_or_default(),
+                    health,
                     ..Default::default()
                 }
             }
@@ -505,7 +531,21 @@ impl Containers {
                     return None;
                 }
                 let status = match state.status.as_str() {
-                    "running" => "Up".to_string(),
+                    "running" => {
+                        let up = Timestamp::parse_rfc3339(&state.started_at)
+                            .map(|t| {
+                                let nanos = Timestamp::now().as_nanos() - t.as_nanos();
+                                Duration::from_nanos(nanos.max(0) as u64)
+                            })
+                            .unwrap_or_default();
+                        let health = match state.health.as_ref().map(|h| h.status) {
+                            None => "",
+                            Some(HealthStatus::Starting) => " (health: starting)",
+                            Some(HealthStatus::Healthy) => " (healthy)",
+                            Some(HealthStatus::Unhealthy) => " (unhealthy)",
+                        };
+                        format!("Up {}{health}", human_duration(up))
+                    }
                     "exited" => format!("Exited ({})", state.exit_code),
                     other => capitalise(other),
                 };
@@ -568,10 +608,102 @@ impl Containers {
         gc(&|id: &str| used.contains(id))
     }
 
+    fn health_board(&self) -> std::sync::MutexGuard<'_, HashMap<String, Health>> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `State.Health` of a container whose health check is on (starting until probed).
+    fn health_of(&self, record: &ContainerRecord) -> Option<Health> {
+        match Probe::from_config(record.request.healthcheck.as_ref()) {
+            Ok(Some(_)) => Some(
+                self.health_board()
+                    .get(&record.id)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// What the health monitor last recorded for a container.
+    pub fn health(&self, id: &str) -> Option<Health> {
+        self.health_board().get(id).cloned()
+    }
+
+    /// The health monitor records a probe's outcome.
+    pub fn set_health(&self, id: &str, health: Health) {
+        self.health_board().insert(id.to_owned(), health);
+    }
+
+    /// The health status of every container whose health check is on, by id.
+    pub fn health_statuses(&self) -> BTreeMap<String, HealthStatus> {
+        self.records()
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), self.health_of(r)?.status)))
+            .collect()
+    }
+
+    /// The running containers whose health check is on: what the health monitor watches.
+    pub fn health_targets(&self) -> Vec<HealthTarget> {
+        self.records()
+            .into_iter()
+            .filter_map(|record| {
+                let probe = Probe::from_config(record.request.healthcheck.as_ref()).ok()??;
+                let state = self.runtime.state(&record.id).ok()?;
+                (state.status == runtime::Status::Running).then(|| HealthTarget {
+                    started_at: Timestamp::parse_rfc3339(&state.created)
+                        .unwrap_or_else(|_| Timestamp::now()),
+                    id: record.id,
+                    probe,
+                })
+            })
+            .collect()
+    }
+
+    pub fn is_running(&self, id: &str) -> bool {
+        self.runtime
+            .state(id)
+            .is_ok_and(|s| s.status == runtime::Status::Running)
+    }
+
+    /// The process an exec in the container starts from (its own: env, user, capabilities),
+    /// and the user name to resolve in the container, if it was given by name.
+    pub fn exec_process(
+        &self,
+        reference: &str,
+    ) -> Result<(oci_spec::runtime::Process, Option<String>), ContainerError> {
+        let record = self.find(reference)?;
+        let spec = self.runtime.spec(&record.id)?;
+        let user = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(runtime::process::USER_ANNOTATION).cloned());
+        Ok((spec.process().clone().unwrap_or_default(), user))
+    }
+
     pub fn count(&self) -> (u64, u64) {
         let records = self.records();
         let running = records.iter().filter(|r| self.state_of(r).running).count() as u64;
         (records.len() as u64, running)
+    }
+}
+
+/// Docker's `units.HumanDuration`, as `docker ps` shows uptimes ("Up 3 seconds").
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let hours = secs / 3600;
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct ImageRunConfig {
     pub env: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    /// The image's `HEALTHCHECK`.
+    pub healthcheck: Option<crate::types::container::HealthConfig>,
 }
 
 /// Files the caller wrote for this container and bind-mounts read-only (as Docker does).
@@ -502,6 +504,7 @@ mod tests {
             env: vec!["PATH=/bin".into(), "A=image".into()],
             working_dir: "/srv".into(),
             user: String::new(),
+            healthcheck: None,
         }
     }
 

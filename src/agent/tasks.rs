@@ -3,8 +3,11 @@
 //! ```text
 //!  every tick (and no more than one job per task at a time):
 //!    cluster.state() ── tasks with NodeID == me ──┐
-//!    containers labelled com.docker.swarm.task.id ┴─▶ plan() (pure) ─▶ jobs:
+//!    containers labelled com.docker.swarm.task.id ┤
+//!    their health statuses (agent::health) ───────┴─▶ plan() (pure) ─▶ jobs:
 //!        start:  accepted → preparing (image: local, else pulled) → starting (create, start) → running
+//!                (with a health check: starting until the first passing probe, then running)
+//!        unhealthy: stop the container (stop signal, grace period, SIGKILL) → failed
 //!        stop:   desired ≥ shutdown: stop (signal, grace period, SIGKILL) → shutdown
 //!        remove: the task is gone, elsewhere, or done and removed: delete the container
 //!        observe: a container that exited → complete (0) / failed (exit code, OOMKilled)
@@ -29,7 +32,8 @@ use crate::image::ImageStore;
 use crate::image::registry::PullOptions;
 use crate::types::Timestamp;
 use crate::types::container::{
-    ContainerCreateRequest, ContainerSummary, HostConfig, Mount, TmpfsOptions,
+    ContainerCreateRequest, ContainerInspect, ContainerSummary, HealthStatus, HostConfig, Mount,
+    TmpfsOptions,
 };
 use crate::types::service::{ContainerStatus, Task, TaskSpec, TaskState, TaskStatus};
 
@@ -44,6 +48,8 @@ const NODE_LABEL: &str = "com.docker.swarm.node.id";
 const TICK: Duration = Duration::from_millis(200);
 /// Docker's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Why a task whose container turned unhealthy failed (swarmkit's `ErrContainerUnhealthy`).
+pub const UNHEALTHY: &str = "dockerexec: unhealthy container";
 
 /// What the runner needs from the daemon.
 pub struct TaskRunner {
@@ -74,6 +80,13 @@ pub enum Job {
         container: String,
         grace: Duration,
     },
+    /// The container's health check failed `Retries` times: stop it and fail the task, so
+    /// the orchestrator replaces it.
+    Unhealthy {
+        task: String,
+        container: String,
+        grace: Duration,
+    },
     /// Delete a container (its task is gone, moved, or done and to be removed).
     Remove {
         container: String,
@@ -91,14 +104,21 @@ impl Job {
             Job::Adopt { task, .. }
             | Job::Exited { task, .. }
             | Job::Stop { task, .. }
+            | Job::Unhealthy { task, .. }
             | Job::Shutdown { task } => task.clone(),
             Job::Remove { container } => container.clone(),
         }
     }
 }
 
-/// The pure part: what to do, given this node's tasks and its task containers.
-pub fn plan(me: &str, tasks: &BTreeMap<String, Task>, containers: &[ContainerSummary]) -> Vec<Job> {
+/// The pure part: what to do, given this node's tasks, its task containers and the health
+/// of those with a health check.
+pub fn plan(
+    me: &str,
+    tasks: &BTreeMap<String, Task>,
+    containers: &[ContainerSummary],
+    health: &BTreeMap<String, HealthStatus>,
+) -> Vec<Job> {
     let mut jobs = Vec::new();
     let mut by_task: BTreeMap<&str, &ContainerSummary> = BTreeMap::new();
     for c in containers {
@@ -110,6 +130,7 @@ pub fn plan(me: &str, tasks: &BTreeMap<String, Task>, containers: &[ContainerSum
         let container = by_task.get(task.id.as_str());
         let running = container.is_some_and(|c| c.state == "running");
         let wants_run = task.desired_state <= TaskState::Running;
+        let health = container.and_then(|c| health.get(&c.id)).copied();
         match container {
             None if wants_run
                 && task.status.state < TaskState::Running
@@ -122,6 +143,19 @@ pub fn plan(me: &str, tasks: &BTreeMap<String, Task>, containers: &[ContainerSum
                     task: task.id.clone(),
                 });
             }
+            Some(c) if running && wants_run && health == Some(HealthStatus::Unhealthy) => {
+                jobs.push(Job::Unhealthy {
+                    task: task.id.clone(),
+                    container: c.id.clone(),
+                    grace: grace_of(task),
+                });
+            }
+            // A health-checked task stays starting until its first passing probe.
+            Some(_)
+                if running
+                    && wants_run
+                    && health == Some(HealthStatus::Starting)
+                    && task.status.state == TaskState::Starting => {}
             Some(c) if running && wants_run && task.status.state < TaskState::Running => {
                 jobs.push(Job::Adopt {
                     task: task.id.clone(),
@@ -133,7 +167,11 @@ pub fn plan(me: &str, tasks: &BTreeMap<String, Task>, containers: &[ContainerSum
                 container: c.id.clone(),
                 grace: grace_of(task),
             }),
-            Some(c) if !running && c.state == "exited" && !task.status.state.is_terminal() => {
+            Some(c)
+                if !running
+                    && matches!(c.state.as_str(), "exited" | "dead")
+                    && !task.status.state.is_terminal() =>
+            {
                 jobs.push(Job::Exited {
                     task: task.id.clone(),
                     container: c.id.clone(),
@@ -175,6 +213,27 @@ fn grace_of(task: &Task) -> Duration {
         .filter(|g| *g >= 0)
         .map(|g| Duration::from_nanos(g as u64))
         .unwrap_or(DEFAULT_GRACE)
+}
+
+/// The status of a task whose container runs: running, or, while its health check has not
+/// passed yet, starting (as Docker's swarm reports them).
+fn running_status(container: &ContainerInspect) -> TaskStatus {
+    let checking = container
+        .state
+        .health
+        .as_ref()
+        .is_some_and(|h| h.status != HealthStatus::Healthy);
+    let mut s = if checking {
+        status(TaskState::Starting, "starting")
+    } else {
+        status(TaskState::Running, "started")
+    };
+    s.container_status = Some(ContainerStatus {
+        container_id: container.id.clone(),
+        pid: container.state.pid,
+        exit_code: 0,
+    });
+    s
 }
 
 fn status(state: TaskState, message: &str) -> TaskStatus {
@@ -224,13 +283,13 @@ impl TaskRunner {
             if state.cluster.is_none() {
                 continue;
             }
-            let containers = {
+            let (containers, health) = {
                 let c = this.containers.clone();
-                tokio::task::spawn_blocking(move || c.list(true))
+                tokio::task::spawn_blocking(move || (c.list(true), c.health_statuses()))
                     .await
                     .unwrap_or_default()
             };
-            let jobs = plan(this.cluster.node_id(), &state.tasks, &containers);
+            let jobs = plan(this.cluster.node_id(), &state.tasks, &containers, &health);
             for job in jobs {
                 let key = job.key();
                 {
@@ -257,13 +316,7 @@ impl TaskRunner {
                 let c = self.containers.clone();
                 let inspect = tokio::task::spawn_blocking(move || c.inspect(&container)).await;
                 if let Ok(Ok(i)) = inspect {
-                    let mut s = status(TaskState::Running, "started");
-                    s.container_status = Some(ContainerStatus {
-                        container_id: i.id,
-                        pid: i.state.pid,
-                        exit_code: 0,
-                    });
-                    let _ = reports.send((task, s));
+                    let _ = reports.send((task, running_status(&i)));
                 }
             }
             Job::Exited { task, container } => {
@@ -272,7 +325,25 @@ impl TaskRunner {
                 let inspect = tokio::task::spawn_blocking(move || c.inspect(&id)).await;
                 let Ok(Ok(i)) = inspect else { return };
                 let code = i.state.exit_code;
-                let (state, message, err) = if i.state.oom_killed {
+                let unhealthy = i
+                    .state
+                    .health
+                    .as_ref()
+                    .is_some_and(|h| h.status == HealthStatus::Unhealthy);
+                let (state, message, err) = if i.state.dead {
+                    (
+                        TaskState::Failed,
+                        "started",
+                        "task: the container is gone from the runtime (its state was lost)"
+                            .to_owned(),
+                    )
+                } else if unhealthy {
+                    (
+                        TaskState::Failed,
+                        "started",
+                        format!("task: non-zero exit ({code}): {UNHEALTHY}"),
+                    )
+                } else if i.state.oom_killed {
                     (
                         TaskState::Failed,
                         "started",
@@ -303,14 +374,56 @@ impl TaskRunner {
             } => {
                 let c = self.containers.clone();
                 let id = container.clone();
-                let stopped = tokio::task::spawn_blocking(move || c.stop(&id, Some(grace))).await;
-                if let Ok(Err(e)) = stopped {
-                    tracing::warn!(%task, error = %e, "cannot stop a task's container");
-                }
+                let stopped = tokio::task::spawn_blocking(move || {
+                    c.stop(&id, Some(grace))?;
+                    c.inspect(&id)
+                })
+                .await;
+                // How it ended (the stop signal's doing, or SIGKILL's after the grace period).
+                let exit_code = match stopped {
+                    Ok(Ok(i)) => i.state.exit_code,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%task, error = %e, "cannot stop a task's container");
+                        0
+                    }
+                    Err(_) => 0,
+                };
                 let mut s = status(TaskState::Shutdown, "shutdown");
                 s.container_status = Some(ContainerStatus {
                     container_id: container,
-                    ..Default::default()
+                    pid: 0,
+                    exit_code,
+                });
+                let _ = reports.send((task, s));
+            }
+            Job::Unhealthy {
+                task,
+                container,
+                grace,
+            } => {
+                tracing::info!(%task, %container, "unhealthy container: stopping it");
+                let c = self.containers.clone();
+                let id = container.clone();
+                let stopped = tokio::task::spawn_blocking(move || {
+                    c.stop(&id, Some(grace))?;
+                    c.inspect(&id)
+                })
+                .await;
+                // SIGKILL's code when the stop could not say.
+                let code = match stopped {
+                    Ok(Ok(i)) => i.state.exit_code,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%task, error = %e, "cannot stop an unhealthy container");
+                        137
+                    }
+                    Err(_) => 137,
+                };
+                let mut s = status(TaskState::Failed, "started");
+                s.err = format!("task: non-zero exit ({code}): {UNHEALTHY}");
+                s.container_status = Some(ContainerStatus {
+                    container_id: container,
+                    pid: 0,
+                    exit_code: code,
                 });
                 let _ = reports.send((task, s));
             }
@@ -370,13 +483,7 @@ impl TaskRunner {
         .await;
         match started {
             Ok(Ok(i)) => {
-                let mut s = status(TaskState::Running, "started");
-                s.container_status = Some(ContainerStatus {
-                    container_id: i.id,
-                    pid: i.state.pid,
-                    exit_code: 0,
-                });
-                let _ = reports.send((id, s));
+                let _ = reports.send((id, running_status(&i)));
             }
             Ok(Err(e)) => {
                 let mut s = status(TaskState::Failed, "starting");
@@ -451,6 +558,7 @@ impl TaskRunner {
             labels: Some(labels),
             stop_signal: (!c.stop_signal.is_empty()).then(|| c.stop_signal.clone()),
             stop_timeout: c.stop_grace_period.map(|g| g / 1_000_000_000),
+            healthcheck: c.healthcheck.clone(),
             host_config: HostConfig {
                 memory: limits.memory_bytes,
                 nano_cpus: limits.nano_cpus,
@@ -540,6 +648,10 @@ mod tests {
         }
     }
 
+    fn no_health() -> BTreeMap<String, HealthStatus> {
+        BTreeMap::new()
+    }
+
     fn tasks(list: Vec<Task>) -> BTreeMap<String, Task> {
         list.into_iter().map(|t| (t.id.clone(), t)).collect()
     }
@@ -552,7 +664,7 @@ mod tests {
             task("c", "other", TaskState::Assigned, TaskState::Running),
             task("d", "me", TaskState::Pending, TaskState::Running),
         ]);
-        let jobs = plan("me", &t, &[container("cb", "b", "running")]);
+        let jobs = plan("me", &t, &[container("cb", "b", "running")], &no_health());
         assert_eq!(jobs.len(), 2, "{jobs:?}");
         assert!(matches!(&jobs[0], Job::Start(t) if t.id == "a"));
         assert_eq!(
@@ -580,7 +692,7 @@ mod tests {
             container("cm", "m", "running"),
             container("cz", "gone", "exited"),
         ];
-        let jobs = plan("me", &t, &containers);
+        let jobs = plan("me", &t, &containers, &no_health());
         assert!(jobs.contains(&Job::Exited {
             task: "a".into(),
             container: "ca".into()
@@ -610,6 +722,93 @@ mod tests {
             TaskState::Running,
             TaskState::Running,
         )]);
-        assert!(plan("me", &settled, &[container("ca", "a", "running")]).is_empty());
+        assert!(
+            plan(
+                "me",
+                &settled,
+                &[container("ca", "a", "running")],
+                &no_health()
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn t20_health_checked_tasks_run_when_healthy_and_fail_when_unhealthy() {
+        let t = tasks(vec![
+            task("s", "me", TaskState::Starting, TaskState::Running),
+            task("h", "me", TaskState::Starting, TaskState::Running),
+            task("u", "me", TaskState::Running, TaskState::Running),
+            task("p", "me", TaskState::Preparing, TaskState::Running),
+            task("d", "me", TaskState::Starting, TaskState::Shutdown),
+            task("x", "me", TaskState::Running, TaskState::Running),
+        ]);
+        let containers = [
+            container("cs", "s", "running"),
+            container("ch", "h", "running"),
+            container("cu", "u", "running"),
+            container("cp", "p", "running"),
+            container("cd", "d", "running"),
+            container("cx", "x", "dead"),
+        ];
+        let health = BTreeMap::from([
+            ("cs".to_owned(), HealthStatus::Starting),
+            ("ch".to_owned(), HealthStatus::Healthy),
+            ("cu".to_owned(), HealthStatus::Unhealthy),
+            ("cp".to_owned(), HealthStatus::Starting),
+            ("cd".to_owned(), HealthStatus::Starting),
+        ]);
+        let jobs = plan("me", &t, &containers, &health);
+        // "s" waits for its first passing probe: nothing to do.
+        let adopt = |t: &str, c: &str| Job::Adopt {
+            task: t.into(),
+            container: c.into(),
+        };
+        assert!(jobs.contains(&adopt("h", "ch")), "{jobs:?}");
+        // A start whose reports were lost: adopted (it reports starting, see running_status).
+        assert!(jobs.contains(&adopt("p", "cp")), "{jobs:?}");
+        assert!(jobs.contains(&Job::Unhealthy {
+            task: "u".into(),
+            container: "cu".into(),
+            grace: Duration::from_secs(2)
+        }));
+        // Desired down wins over waiting for health.
+        assert!(jobs.contains(&Job::Stop {
+            task: "d".into(),
+            container: "cd".into(),
+            grace: Duration::from_secs(2)
+        }));
+        // A container the runtime lost fails its task.
+        assert!(jobs.contains(&Job::Exited {
+            task: "x".into(),
+            container: "cx".into()
+        }));
+        assert_eq!(jobs.len(), 5, "{jobs:?}");
+    }
+
+    #[test]
+    fn t20_running_status_waits_for_a_passing_probe() {
+        use crate::types::container::{ContainerState, Health};
+        let mut c = ContainerInspect {
+            id: "c".into(),
+            state: ContainerState {
+                pid: 42,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(running_status(&c).state, TaskState::Running);
+        c.state.health = Some(Health::default());
+        let s = running_status(&c);
+        assert_eq!(
+            (s.state, s.message.as_str()),
+            (TaskState::Starting, "starting")
+        );
+        assert_eq!(s.container_status.map(|c| c.pid), Some(42));
+        c.state.health = Some(Health {
+            status: HealthStatus::Healthy,
+            ..Default::default()
+        });
+        assert_eq!(running_status(&c).state, TaskState::Running);
     }
 }

@@ -127,6 +127,9 @@ pub struct CreateArgs {
     health_retries: Option<i64>,
     #[arg(long)]
     health_start_period: Option<String>,
+    /// The interval between probes during the start period.
+    #[arg(long)]
+    health_start_interval: Option<String>,
     #[arg(long)]
     no_healthcheck: bool,
     #[arg(long)]
@@ -352,6 +355,7 @@ fn spec_of(a: &CreateArgs) -> Result<Value> {
         || a.health_timeout.is_some()
         || a.health_retries.is_some()
         || a.health_start_period.is_some()
+        || a.health_start_interval.is_some()
     {
         let mut h = json!({});
         if let Some(cmd) = &a.health_cmd {
@@ -361,6 +365,7 @@ fn spec_of(a: &CreateArgs) -> Result<Value> {
             ("Interval", &a.health_interval),
             ("Timeout", &a.health_timeout),
             ("StartPeriod", &a.health_start_period),
+            ("StartInterval", &a.health_start_interval),
         ] {
             if let Some(v) = value {
                 h[key] = json!(parse_duration(v)?);

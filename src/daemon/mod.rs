@@ -821,6 +821,15 @@ async fn serve(config: DaemonConfig) -> Result<()> {
     let shutdown = CancellationToken::new();
     let engine = Arc::new(Engine::new(config.clone(), shutdown.clone())?);
     engine.swarm.resume().await;
+    // Health checks of every container with one, task or local, swarm or not.
+    tokio::spawn(
+        crate::agent::health::HealthMonitor {
+            containers: engine.containers.clone(),
+            helper: engine.helper.clone(),
+            timing: Default::default(),
+        }
+        .run(shutdown.clone()),
+    );
 
     let signals = shutdown.clone();
     tokio::spawn(async move {

@@ -11,6 +11,12 @@ use crate::api::ApiError;
 use crate::cluster::{Command, State, tokens};
 use crate::types::service::{Mode, RawJson, Service, ServiceSpec, ServiceStatus, Task, TaskState};
 
+/// Whether an update turns a replicated service global or back (Docker refuses that).
+fn mode_changes(old: &ServiceSpec, new: &ServiceSpec) -> bool {
+    let global = |s: &ServiceSpec| matches!(s.mode(), Ok(Mode::Global));
+    global(old) != global(new)
+}
+
 /// Docker-shaped IDs: 25 lowercase base36 characters.
 pub fn new_id() -> Result<String, ApiError> {
     tokens::random_bytes(32)
@@ -43,8 +49,15 @@ impl SwarmPlane {
     ) -> Result<Value, ApiError> {
         let cluster = self.manager()?;
         let raw = RawJson::from_value(&spec);
-        ServiceSpec::from_raw(&raw).map_err(ApiError::bad_request)?;
-        let id = resolve_service(&cluster.state(), reference)?.id.clone();
+        let new = ServiceSpec::from_raw(&raw).map_err(ApiError::bad_request)?;
+        let state = cluster.state();
+        let service = resolve_service(&state, reference)?;
+        if let Ok(old) = ServiceSpec::from_raw(&service.spec)
+            && mode_changes(&old, &new)
+        {
+            return Err(ApiError::bad_request("service mode change is not allowed"));
+        }
+        let id = service.id.clone();
         propose(
             &cluster,
             Command::UpdateService {

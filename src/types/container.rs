@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::serde_util::null_as_default;
+use super::time::Timestamp;
+
 /// `POST /containers/create` body: the container config with its `HostConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -22,7 +25,115 @@ pub struct ContainerCreateRequest {
     pub labels: Option<BTreeMap<String, String>>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// The container's health check; at create the image's fills what this leaves out.
+    pub healthcheck: Option<HealthConfig>,
     pub host_config: HostConfig,
+}
+
+/// Docker's `HealthConfig` (a container's `Healthcheck`, a service's
+/// `ContainerSpec.Healthcheck`, an image's `HEALTHCHECK`). Durations in nanoseconds; 0
+/// inherits from the image, else takes Docker's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    /// `[]` inherit, `["NONE"]` disabled, `["CMD", arg…]`, `["CMD-SHELL", "command"]`.
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub test: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    /// The interval during the start period (API 1.44).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl HealthConfig {
+    /// Docker's checks, with its messages: durations are 0 (default) or at least 1 ms,
+    /// retries are not negative, and the test is one of the known forms.
+    pub fn validate(&self) -> Result<(), String> {
+        const MIN: i64 = 1_000_000;
+        for (what, v) in [
+            ("Interval", self.interval),
+            ("Timeout", self.timeout),
+            ("StartPeriod", self.start_period),
+            ("StartInterval", self.start_interval),
+        ] {
+            if v < 0 {
+                return Err(format!("{what} in Healthcheck cannot be negative"));
+            }
+            if v != 0 && v < MIN {
+                return Err(format!("{what} in Healthcheck cannot be less than 1ms"));
+            }
+        }
+        if self.retries < 0 {
+            return Err("Retries in Healthcheck cannot be negative".into());
+        }
+        match self.test.first().map(String::as_str) {
+            None | Some("NONE") => Ok(()),
+            Some("CMD" | "CMD-SHELL") if self.test.len() < 2 => Err(format!(
+                "invalid Healthcheck test {:?}: {} needs a command",
+                self.test, self.test[0]
+            )),
+            Some("CMD" | "CMD-SHELL") => Ok(()),
+            Some(other) => Err(format!(
+                "invalid Healthcheck test {:?}: unknown type {other:?} (expected NONE, CMD or CMD-SHELL)",
+                self.test
+            )),
+        }
+    }
+}
+
+/// A container's `State.Health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    pub status: HealthStatus,
+    /// Consecutive failed probes (those of the start period do not count).
+    pub failing_streak: u64,
+    /// The last probes, oldest first.
+    pub log: Vec<HealthcheckResult>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    #[default]
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One probe in `State.Health.Log`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthcheckResult {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// 0 healthy, else unhealthy; -1 when the probe could not run or timed out.
+    pub exit_code: i64,
+    pub output: String,
 }
 
 /// The `HostConfig` fields swarm honours.
@@ -96,6 +207,9 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Only for containers with a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 /// `GET /containers/{id}/json`.

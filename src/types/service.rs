@@ -165,18 +165,8 @@ pub struct TmpfsOptions {
     pub mode: u32,
 }
 
-/// Docker's `HealthConfig`; durations in nanoseconds, 0 = inherit / default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct HealthConfig {
-    /// `[]` inherit, `["NONE"]` disabled, `["CMD", …]`, `["CMD-SHELL", "…"]`.
-    #[serde(deserialize_with = "null_as_default")]
-    pub test: Vec<String>,
-    pub interval: i64,
-    pub timeout: i64,
-    pub retries: i64,
-    pub start_period: i64,
-}
+/// Docker's `HealthConfig` is the same for services and containers.
+pub use super::container::HealthConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -386,6 +376,9 @@ impl ServiceSpec {
                     return Err("a spread placement preference needs a descriptor".into());
                 }
             }
+        }
+        if let Some(h) = &c.healthcheck {
+            h.validate()?;
         }
         for m in &c.mounts {
             match m.kind.as_str() {
