@@ -4,8 +4,13 @@
 //! ```text
 //!  api ─▶ daemon ─▶ agent::containers (names, records, lifecycle) ─▶ runtime
 //!                       └─ agent::spec (pure): create request + image config ─▶ OCI spec
+//!  agent::tasks: the task runner (tasks assigned here ─▶ containers)
+//!  agent::peer:  agent-to-agent requests over p2p (task logs, images from another node)
+//!  agent::logs:  task logs read behind a cursor; merge order and Docker's details (pure)
 //! ```
 
 pub mod containers;
+pub mod logs;
+pub mod peer;
 pub mod spec;
 pub mod tasks;
