@@ -193,7 +193,10 @@ impl Gather {
         match tokio::time::timeout(self.settings.request_bound, asked).await {
             Ok(Ok(AgentReply::TaskLogs(logs))) => Ok(logs),
             Ok(Ok(_)) => Err(format!("node {name} answered something else than logs")),
-            Ok(Err(e)) => Err(format!("cannot read the logs of task {}: {e}", task.id)),
+            Ok(Err(e)) => Err(format!(
+                "node {name}: cannot read the logs of task {}: {e}",
+                task.id
+            )),
             Err(_) => Err(format!(
                 "node {name} did not answer within {:?}: the logs of task {} are not available",
                 self.settings.request_bound, task.id
