@@ -5,12 +5,16 @@
 //!  api ─▶ daemon ─▶ agent::containers (names, records, lifecycle) ─▶ runtime
 //!                       ├─ agent::spec (pure): create request + image config ─▶ OCI spec
 //!                       └─ agent::volumes: named volumes, made on first use
-//!  cluster ─▶ agent::tasks (task runner) ─▶ agent::containers
+//!  agent::tasks: the task runner (tasks assigned here ─▶ containers)
 //!  agent::health (health monitor) ─ probes ─▶ agent::containers' health board ─▶ tasks
+//!  agent::peer:  agent-to-agent requests over p2p (task logs, images from another node)
+//!  agent::logs:  task logs read behind a cursor; merge order and Docker's details (pure)
 //! ```
 
 pub mod containers;
 pub mod health;
+pub mod logs;
+pub mod peer;
 pub mod spec;
 pub mod tasks;
 pub mod volumes;

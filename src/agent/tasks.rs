@@ -58,6 +58,9 @@ pub struct TaskRunner {
     pub images: Arc<ImageStore>,
     /// How pulls of missing images are made (certs.d and such).
     pub pull: PullOptions,
+    /// One image fetch from other nodes at a time: tasks wanting the same image wait for
+    /// the first fetch instead of fetching it again.
+    pub peer_fetch: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One thing to do for one task (or one stray container).
@@ -498,15 +501,29 @@ impl TaskRunner {
         }
     }
 
-    /// The image is here, or is pulled; the error says which and why not.
+    /// The image is here, or is pulled from its registry, or else fetched from another node
+    /// that has it (an image loaded by hand there); the error says which and why not.
     async fn ensure_image(&self, image: &str) -> Result<(), String> {
         if self.images.resolve(image).is_ok() {
             return Ok(());
         }
-        match self.images.pull(image, &self.pull).await {
+        let pull_error = match self.images.pull(image, &self.pull).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let _one_at_a_time = self.peer_fetch.lock().await;
+        if self.images.resolve(image).is_ok() {
+            return Ok(()); // another task's fetch brought it meanwhile
+        }
+        let options = crate::image::peer::PeerFetchOptions::default();
+        match super::peer::fetch_image(&self.cluster, &self.images, image, options).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(format!(
-                "No such image: {image} (not in this node's store, and pulling failed: {e})"
+            Err(super::peer::PeerFetchError::NobodyHasIt) => Err(format!(
+                "No such image: {image} (not in this node's store, pulling failed: {pull_error}, and no other Ready node has it)"
+            )),
+            Err(super::peer::PeerFetchError::Failed(reasons)) => Err(format!(
+                "No such image: {image} (pulling failed: {pull_error}; fetching it from other nodes failed: {})",
+                reasons.join("; ")
             )),
         }
     }

@@ -211,6 +211,12 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         filters: std::collections::BTreeMap<String, Vec<String>>,
     ) -> impl Future<Output = Reply<crate::types::volume::VolumePruneResponse>> + Send;
+    /// Frames of a service's or task's logs gathered from the nodes (multiplexed stream).
+    fn service_logs(
+        &self,
+        target: services::LogsTarget,
+        query: services::ServiceLogsQuery,
+    ) -> impl Future<Output = Reply<tokio::sync::mpsc::Receiver<axum::body::Bytes>>> + Send;
     /// Frames of the multiplexed log stream, ending when the log is done.
     fn container_logs(
         &self,
@@ -269,6 +275,8 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             get(services::inspect::<B>).delete(services::remove::<B>),
         )
         .route("/services/{id}/update", post(services::update::<B>))
+        .route("/services/{id}/logs", get(services::service_logs::<B>))
+        .route("/tasks/{id}/logs", get(services::task_logs::<B>))
         .route("/tasks", get(services::tasks::<B>))
         .route("/tasks/{id}", get(services::task::<B>))
         .route("/volumes", get(super::volumes::list::<B>))

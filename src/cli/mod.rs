@@ -9,6 +9,7 @@ pub mod login;
 pub mod node;
 pub mod runtime;
 pub mod service;
+pub mod service_logs;
 pub mod swarm;
 pub mod system;
 pub mod volume;

@@ -1,4 +1,4 @@
-//! `swarm service create | ls | ps | inspect | scale | rm`, as `docker service …`: the spec
+//! `swarm service create | ls | ps | inspect | scale | logs | rm`, as `docker service …`: the spec
 //! is built from docker's flags, sent whole, and followed until it converges.
 
 use std::collections::BTreeMap;
@@ -60,6 +60,8 @@ enum ServiceCommand {
         #[arg(required = true)]
         scales: Vec<String>,
     },
+    /// Print the logs of a service's tasks (or of one task), from every node.
+    Logs(super::service_logs::ServiceLogsArgs),
     /// Remove services.
     #[command(alias = "remove")]
     Rm {
@@ -172,6 +174,7 @@ pub async fn run(client: &ApiClient, args: ServiceArgs) -> Result<i32> {
         } => ps(client, quiet, no_trunc, &filter, &services).await,
         ServiceCommand::Inspect { pretty, services } => inspect(client, pretty, &services).await,
         ServiceCommand::Scale { detach, scales } => scale(client, detach, &scales).await,
+        ServiceCommand::Logs(args) => super::service_logs::logs(client, args).await,
         ServiceCommand::Rm { services } => {
             let mut failed = false;
             for s in &services {

@@ -32,8 +32,8 @@ pub mod tokens;
 
 pub use config::RaftSettings;
 pub use node::{
-    Cluster, ClusterConfig, ClusterError, ClusterNode, ClusterTimeouts, InitOptions, JoinOptions,
-    docker_node_id, raft_node_id,
+    AgentService, Cluster, ClusterConfig, ClusterError, ClusterNode, ClusterTimeouts, InitOptions,
+    JoinOptions, docker_node_id, raft_node_id,
 };
 pub use raft_types::{NodeId, NodeInfo, Proposal, Raft, TypeConfig};
 pub use state::{Command, CommandResult, State, TaskChange, apply};

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
@@ -49,6 +49,7 @@ use super::state::{Command, CommandResult, NewNode, State};
 use super::store::{self, StateMachineStore, StoreError};
 use super::tokens::{self, FailedJoins, JoinRateLimit};
 use crate::codec;
+use crate::p2p::codec::ByteBuf;
 use crate::p2p::{Client, Inbound, Multiaddr, NodeKey, P2p, P2pConfig, P2pError, PeerId, Topic};
 use crate::types::{
     CommandError, JoinTokens, ManagerStatus, NodeAvailability, NodeDescription, NodeRole, NodeSpec,
@@ -145,6 +146,9 @@ pub enum ClusterError {
     OutcomeUnknown(String),
     #[error("cannot join the swarm: {0}")]
     Join(String),
+    /// Another node's agent did not answer an agent request (logs, image blobs).
+    #[error("node {node}: {reason}")]
+    Agent { node: String, reason: String },
     #[error(transparent)]
     P2p(#[from] P2pError),
     #[error(transparent)]
@@ -265,6 +269,9 @@ enum Rpc {
     /// From the leader to a node it is about to drop from the membership (`node rm`): the
     /// node will hear nothing more, so it is told.
     Removed,
+    /// For the receiving node's agent (log lines, image blobs): opaque bytes that the
+    /// registered [`AgentService`] decodes. Last, so older variants keep their tags.
+    Agent(ByteBuf),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -274,6 +281,7 @@ enum RpcOk {
     Left,
     ReadIndex(u64),
     Tokens(JoinTokens),
+    Agent(ByteBuf),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -288,6 +296,19 @@ type RpcReply = Result<RpcOk, RpcFail>;
 #[derive(Debug, Serialize, Deserialize)]
 struct Heartbeat {
     node: NodeId,
+}
+
+/// What this node's agent answers to other members' agent requests ([`Cluster::ask_agent`]:
+/// log lines, image blobs). The cluster only carries the bytes; the daemon registers the
+/// handler ([`Cluster::serve_agent`]), so this module knows nothing of containers or images.
+/// Only members reach it, like every RPC; p2p's request timeout bounds an answer.
+pub trait AgentService: Send + Sync + 'static {
+    /// `from` is the asking member's Docker node ID; `Err` is a reason shown to the asker.
+    fn serve(
+        &self,
+        from: String,
+        request: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>>;
 }
 
 // ---- the node ------------------------------------------------------------------------------
@@ -339,6 +360,9 @@ struct Inner {
     /// The leader said this node was removed from the swarm.
     removed: AtomicBool,
     stop: CancellationToken,
+    /// Answers agent requests; a std lock because it is only cloned out, never held across
+    /// an await.
+    agent: RwLock<Option<Arc<dyn AgentService>>>,
 }
 
 /// The handle everyone holds on this node's cluster membership.
@@ -402,6 +426,7 @@ impl ClusterNode {
                 left: AtomicBool::new(false),
                 removed: AtomicBool::new(false),
                 stop: stop.clone(),
+                agent: RwLock::new(None),
             }),
         };
         tracing::info!(node = %cluster.inner.node_id, raft_id, %peer, "cluster node started");
@@ -638,6 +663,58 @@ impl Cluster {
             }
             Ok(Err(RpcFail::Refused(reason))) => Err(Attempt::Fail(ClusterError::Raft(reason))),
             Err(e) => Err(Attempt::Fail(raft_err(e))),
+        }
+    }
+
+    // ---- agent requests ----------------------------------------------------------------------
+
+    /// Lets this node's agent answer other members' agent requests.
+    pub fn serve_agent(&self, service: Arc<dyn AgentService>) {
+        if let Ok(mut agent) = self.inner.agent.write() {
+            *agent = Some(service);
+        }
+    }
+
+    fn agent_service(&self) -> Option<Arc<dyn AgentService>> {
+        self.inner.agent.read().ok().and_then(|a| a.clone())
+    }
+
+    /// Sends `request` to the agent of member `node` (a Docker node ID) and returns its
+    /// answer. This node's own agent is called directly. Bounded by p2p's request timeout.
+    pub async fn ask_agent(&self, node: &str, request: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+        let refused = |reason: String| ClusterError::Agent {
+            node: node.to_owned(),
+            reason,
+        };
+        if node == self.inner.node_id {
+            let service = self
+                .agent_service()
+                .ok_or_else(|| refused("the agent is not running".into()))?;
+            return service
+                .serve(self.inner.node_id.clone(), request)
+                .await
+                .map_err(refused);
+        }
+        let peer = self
+            .metrics()
+            .membership_config
+            .membership()
+            .nodes()
+            .filter_map(|(_, info)| info.peer_id.parse::<PeerId>().ok())
+            .find(|peer| docker_node_id(peer) == node)
+            .ok_or_else(|| refused("not a member of the swarm".into()))?;
+        let bytes = codec::encode(&Rpc::Agent(ByteBuf(request))).map_err(raft_err)?;
+        let reply = self
+            .inner
+            .p2p
+            .request_rpc(peer, bytes)
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        match codec::decode::<RpcReply>(&reply) {
+            Ok(Ok(RpcOk::Agent(answer))) => Ok(answer.0),
+            Ok(Err(RpcFail::Refused(reason))) => Err(refused(reason)),
+            Ok(_) => Err(refused("unexpected reply to an agent request".into())),
+            Err(e) => Err(refused(e.to_string())),
         }
     }
 
@@ -1340,6 +1417,16 @@ impl Cluster {
                     Ok(Some(t)) => Ok(RpcOk::Tokens(t)),
                     _ => Err(RpcFail::Refused("no join tokens here".into())),
                 }
+            }
+            Rpc::Agent(request) => {
+                let service = self
+                    .agent_service()
+                    .ok_or_else(|| RpcFail::Refused("the agent is not running".into()))?;
+                service
+                    .serve(docker_node_id(&peer), request.0)
+                    .await
+                    .map(|answer| RpcOk::Agent(ByteBuf(answer)))
+                    .map_err(RpcFail::Refused)
             }
         }
     }

@@ -10,6 +10,7 @@
 
 mod exec;
 mod logs;
+mod service_logs;
 mod services;
 pub mod swarm;
 mod volumes;
@@ -88,11 +89,17 @@ impl Engine {
             };
             Box::new(
                 move |cluster: &crate::cluster::Cluster, stop: CancellationToken| {
+                    cluster.serve_agent(Arc::new(crate::agent::peer::AgentServer {
+                        containers: containers.clone(),
+                        images: images.clone(),
+                        limits: Default::default(),
+                    }));
                     let runner = crate::agent::tasks::TaskRunner {
                         cluster: cluster.clone(),
                         containers: containers.clone(),
                         images: images.clone(),
                         pull: pull.clone(),
+                        peer_fetch: Default::default(),
                     };
                     tokio::spawn(runner.run(stop.clone()));
                     // Every member runs the loop; it acts only while this node leads.
@@ -749,6 +756,14 @@ impl Backend for Engine {
         local: bool,
     ) -> Result<crate::types::service::Task, ApiError> {
         self.swarm.task(&id, local).await
+    }
+
+    async fn service_logs(
+        &self,
+        target: crate::api::services::LogsTarget,
+        query: crate::api::services::ServiceLogsQuery,
+    ) -> Result<tokio::sync::mpsc::Receiver<axum::body::Bytes>, ApiError> {
+        self.swarm.service_logs(target, query).await
     }
 
     async fn container_logs(

@@ -9,6 +9,9 @@ pub enum ImageError {
     /// A blob's content does not hash to the digest its descriptor (or file name) promised.
     #[error("digest mismatch for {digest}")]
     DigestMismatch { digest: String },
+    /// Content another node sent does not check out (see `peer.rs`).
+    #[error("content from the peer rejected: {0}")]
+    PeerContent(String),
     /// A blob is longer or shorter than its descriptor says.
     #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
     SizeMismatch {

@@ -15,6 +15,7 @@
 //!    compression.rs gzip / zstd / plain by magic     digest.rs  sha256 while streaming
 //!    reference.rs  docker's name normalisation        config.rs  image config, inspect shapes
 //!    registry/     OCI Distribution client: pull (resumable, verified) and push
+//!    peer.rs       images from another node's store: announce, chunks, verified fetch
 //! ```
 //!
 //! Invariants: nothing becomes visible in the store (a blob under its digest, a name in
@@ -29,6 +30,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod import;
+pub mod peer;
 pub mod reference;
 pub mod registry;
 pub mod snapshot;
