@@ -503,27 +503,37 @@ impl TaskRunner {
 
     /// The image is here, or is pulled from its registry, or else fetched from another node
     /// that has it (an image loaded by hand there); the error says which and why not.
+    /// The task's image: this node's store, else another Ready node's (verified blob by
+    /// blob), else the registry. Peers come first: a copy in the cluster is what the
+    /// operator put there, it costs no registry traffic, and an image loaded by hand on one
+    /// node (never pushed anywhere) runs everywhere.
     async fn ensure_image(&self, image: &str) -> Result<(), String> {
         if self.images.resolve(image).is_ok() {
             return Ok(());
         }
-        let pull_error = match self.images.pull(image, &self.pull).await {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
+        let peer_error = {
+            let _one_at_a_time = self.peer_fetch.lock().await;
+            if self.images.resolve(image).is_ok() {
+                return Ok(()); // another task's fetch brought it meanwhile
+            }
+            let options = crate::image::peer::PeerFetchOptions::default();
+            match super::peer::fetch_image(&self.cluster, &self.images, image, options).await {
+                Ok(_) => return Ok(()),
+                Err(super::peer::PeerFetchError::NobodyHasIt) => {
+                    "no other Ready node has it".to_string()
+                }
+                Err(super::peer::PeerFetchError::Failed(reasons)) => {
+                    format!(
+                        "fetching it from other nodes failed: {}",
+                        reasons.join("; ")
+                    )
+                }
+            }
         };
-        let _one_at_a_time = self.peer_fetch.lock().await;
-        if self.images.resolve(image).is_ok() {
-            return Ok(()); // another task's fetch brought it meanwhile
-        }
-        let options = crate::image::peer::PeerFetchOptions::default();
-        match super::peer::fetch_image(&self.cluster, &self.images, image, options).await {
+        match self.images.pull(image, &self.pull).await {
             Ok(_) => Ok(()),
-            Err(super::peer::PeerFetchError::NobodyHasIt) => Err(format!(
-                "No such image: {image} (not in this node's store, pulling failed: {pull_error}, and no other Ready node has it)"
-            )),
-            Err(super::peer::PeerFetchError::Failed(reasons)) => Err(format!(
-                "No such image: {image} (pulling failed: {pull_error}; fetching it from other nodes failed: {})",
-                reasons.join("; ")
+            Err(pull_error) => Err(format!(
+                "No such image: {image} (not in this node's store, {peer_error}, and pulling failed: {pull_error})"
             )),
         }
     }
