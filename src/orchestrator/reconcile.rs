@@ -28,7 +28,8 @@
 //!   spec version (`service update`) refills it.
 //! * **Lost tasks.** A task on a node that is `down` or was removed is marked `orphaned`
 //!   (with `err` saying which node) and retired at once, and its slot is refilled through the
-//!   restart policy, as Docker restarts the tasks of a down node. We mark the status right
+//!   restart policy, as Docker restarts the tasks of a down node, but in the same pass,
+//!   without the restart delay (see `restart.rs`). We mark the status right
 //!   away (Docker waits 24 h before saying "orphaned") because it makes the task terminal for
 //!   everything that follows: history trimming, service removal, the restart decision. If
 //!   the node comes back, its agent finds the task desired `shutdown` and stops it.
