@@ -19,9 +19,12 @@
 #
 # Measures (each round runs every step on both engines in turn, the order alternating):
 #   1. create --replicas N (N = 10, 50, 200): from POST /services/create to the first poll
-#      (every 50 ms) of GET /containers/json seeing N containers of the service running
-#      (timed by the containers, not a CLI: `docker service create` without --detach adds a
-#      5 s "verify" window), and to /tasks showing N tasks running. Then `service rm`.
+#      (every 50 ms) of GET /tasks showing N tasks running (what `service ls` shows as N/N;
+#      the main figure), and to the first poll (every 250 ms: our container list reads
+#      every container's files, so polling it faster would load our daemon more than
+#      Docker's) of GET /containers/json seeing N containers of the service running. Not
+#      timed by a CLI: `docker service create` without --detach adds a 5 s "verify"
+#      window. Then `service rm`.
 #      These services stop with a grace period of 0 so that the untimed removals are short.
 #   2. memory with 50 tasks running: VmRSS of the daemons (swarm: the daemon; docker:
 #      dockerd + containerd) + PSS of the per-container helpers (the parent of each
