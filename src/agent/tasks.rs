@@ -44,8 +44,13 @@ const SERVICE_LABEL: &str = "com.docker.swarm.service.id";
 const SERVICE_NAME_LABEL: &str = "com.docker.swarm.service.name";
 const NODE_LABEL: &str = "com.docker.swarm.node.id";
 
-/// How often the runner compares tasks and containers.
+/// How often the runner compares tasks and containers when nothing changed (how late a
+/// container that exited on its own is noticed).
 const TICK: Duration = Duration::from_millis(200);
+/// How soon the runner acts on new work for this node (a task assigned here, a desired
+/// state changed: it checks the applied log this often, and plans only when its tasks
+/// moved) and reports what its jobs found, in one batch per check.
+const REACT: Duration = Duration::from_millis(25);
 /// Docker's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// Why a task whose container turned unhealthy failed (swarmkit's `ErrContainerUnhealthy`).
@@ -208,6 +213,17 @@ pub fn plan(
     jobs
 }
 
+/// What of this node's tasks a plan depends on beyond their status (which this node
+/// reports itself): which tasks are here and what is desired of them.
+fn fingerprint(me: &str, tasks: &BTreeMap<String, Task>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in tasks.values().filter(|t| t.node_id == me) {
+        (&t.id, t.desired_state).hash(&mut h);
+    }
+    h.finish()
+}
+
 fn grace_of(task: &Task) -> Duration {
     task.spec
         .parse::<TaskSpec>()
@@ -251,14 +267,16 @@ fn status(state: TaskState, message: &str) -> TaskStatus {
 type Reports = mpsc::UnboundedSender<(String, TaskStatus)>;
 
 impl TaskRunner {
-    /// Runs until `stop`: plans every tick, one job per task at a time, and reports in
-    /// batches.
+    /// Runs until `stop`: plans every `TICK`, and within `REACT` of a change to this
+    /// node's tasks; one job per task at a time; reports in batches.
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
         let busy: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(REACT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut planned_at: Option<tokio::time::Instant> = None;
+        let (mut seen_applied, mut seen_tasks) = (None, None);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -282,10 +300,26 @@ impl TaskRunner {
                     }
                 });
             }
+            // Plan when due, or early when this node's tasks changed.
+            let due = planned_at.is_none_or(|at| at.elapsed() >= TICK);
+            let applied = this.cluster.metrics().last_applied.map(|l| l.index);
+            if !due && applied == seen_applied {
+                continue;
+            }
+            seen_applied = applied;
             let state = this.cluster.state();
             if state.cluster.is_none() {
                 continue;
             }
+            let mine = fingerprint(this.cluster.node_id(), &state.tasks);
+            if !due && seen_tasks == Some(mine) {
+                continue;
+            }
+            (planned_at, seen_tasks) = (Some(tokio::time::Instant::now()), Some(mine));
+            // Jobs busy while the containers are listed may finish before the plan: the
+            // list can miss what they did (a container just created), so they are left to
+            // the next plan rather than started again.
+            let busy_before = busy.lock().map(|b| b.clone()).unwrap_or_default();
             let (containers, health) = {
                 let c = this.containers.clone();
                 tokio::task::spawn_blocking(move || (c.list(true), c.health_statuses()))
@@ -295,6 +329,9 @@ impl TaskRunner {
             let jobs = plan(this.cluster.node_id(), &state.tasks, &containers, &health);
             for job in jobs {
                 let key = job.key();
+                if busy_before.contains(&key) {
+                    continue;
+                }
                 {
                     let Ok(mut b) = busy.lock() else { continue };
                     if !b.insert(key.clone()) {
@@ -480,13 +517,29 @@ impl TaskRunner {
         let c = self.containers.clone();
         let started = tokio::task::spawn_blocking(move || {
             let record = c.create(request, Some(&name))?;
-            c.start(&record.id)?;
-            c.inspect(&record.id)
+            // With the record in hand, straight to the runtime: `Containers::start` and
+            // `inspect` would each look it up again among all containers' records.
+            c.runtime().start(&record.id)?;
+            let pid = c.runtime().state(&record.id)?.pid;
+            // With a health check the task is `starting` until the first healthy probe.
+            let checked = super::health::Probe::from_config(record.request.healthcheck.as_ref())
+                .is_ok_and(|p| p.is_some());
+            Ok::<_, ContainerError>((record.id, pid, checked))
         })
         .await;
         match started {
-            Ok(Ok(i)) => {
-                let _ = reports.send((id, running_status(&i)));
+            Ok(Ok((container_id, pid, checked))) => {
+                let mut s = if checked {
+                    status(TaskState::Starting, "starting")
+                } else {
+                    status(TaskState::Running, "started")
+                };
+                s.container_status = Some(ContainerStatus {
+                    container_id,
+                    pid: pid.into(),
+                    exit_code: 0,
+                });
+                let _ = reports.send((id, s));
             }
             Ok(Err(e)) => {
                 let mut s = status(TaskState::Failed, "starting");

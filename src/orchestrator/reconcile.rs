@@ -28,7 +28,8 @@
 //!   spec version (`service update`) refills it.
 //! * **Lost tasks.** A task on a node that is `down` or was removed is marked `orphaned`
 //!   (with `err` saying which node) and retired at once, and its slot is refilled through the
-//!   restart policy, as Docker restarts the tasks of a down node. We mark the status right
+//!   restart policy, as Docker restarts the tasks of a down node, but in the same pass,
+//!   without the restart delay (see `restart.rs`). We mark the status right
 //!   away (Docker waits 24 h before saying "orphaned") because it makes the task terminal for
 //!   everything that follows: history trimming, service removal, the restart decision. If
 //!   the node comes back, its agent finds the task desired `shutdown` and stops it.
@@ -480,11 +481,6 @@ impl<'s, 'd> Pass<'s, 'd> {
                     (0, self.now)
                 } else if !ended.is_terminal() || ended == TaskState::Shutdown {
                     // Stopped (or stopping) on request: not a restart.
-                    (last.attempt, self.now)
-                } else if ended == TaskState::Orphaned {
-                    // Lost with its node: the task did not fail, so neither the restart
-                    // condition nor its delay applies (Docker waits the delay; we replace
-                    // at once, which is most of a node failure's recovery time).
                     (last.attempt, self.now)
                 } else {
                     let history: Vec<Record> = tasks.iter().rev().map(|t| self.record(t)).collect();

@@ -7,10 +7,19 @@
 //!           max attempts used? ── yes ──▶ Never (the slot stays finished)
 //!                    │ no
 //!                    ▼
+//!           lost with its node (orphaned)? ── yes ──▶ At(ended): no delay
+//!                    │ no
+//!                    ▼
 //!           At(ended + delay × 2^(quick failures before it), capped)
 //! ```
 //!
-//! Docker's rules, with two choices of ours:
+//! Docker's rules, with three choices of ours:
+//! * **A lost task is replaced at once.** A task orphaned because its node went down or
+//!   left did not fail; its node did. The condition and `MaxAttempts` still apply (it counts
+//!   as an attempt), but the delay does not: it exists to slow a crash loop, and waiting
+//!   here only lengthens the outage. (Docker waits the delay, 5 s by default, which is part
+//!   of its ≈ 20 s from a node's death to its tasks running elsewhere.) A loss also breaks
+//!   the backoff streak, like a stop on request.
 //! * **Exponential backoff.** Docker waits `Delay` (default 5 s) before every restart. We
 //!   double it for each failure in a row of a task that ran less than
 //!   [`Defaults::backoff_reset`](super::Defaults), up to [`Defaults::max_restart_delay`]
@@ -90,7 +99,7 @@ pub enum Decision {
 }
 
 /// Whether the slot gets a new task after `history[0]` ended on its own (complete, failed,
-/// rejected; a task orphaned by its node's failure is replaced at once, without asking). `history`: the slot's tasks, newest first.
+/// rejected, orphaned). `history`: the slot's tasks, newest first.
 pub fn decide(policy: &RestartPolicy, history: &[Record], defaults: &Defaults) -> Decision {
     let Some(last) = history.first() else {
         return Decision::At(Timestamp(0));
@@ -104,6 +113,9 @@ pub fn decide(policy: &RestartPolicy, history: &[Record], defaults: &Defaults) -
         policy.max_attempts > 0 && attempts_used(policy, history) >= policy.max_attempts;
     if !wanted || exhausted {
         return Decision::Never;
+    }
+    if last.state == TaskState::Orphaned {
+        return Decision::At(last.ended_at);
     }
     Decision::At(Timestamp(
         last.ended_at
@@ -139,6 +151,7 @@ fn delay(policy: &RestartPolicy, history: &[Record], defaults: &Defaults) -> i64
         .take_while(|r| {
             r.state.is_terminal()
                 && r.state != TaskState::Shutdown
+                && r.state != TaskState::Orphaned
                 && r.ended_at.0.saturating_sub(r.created_at.0) < reset
         })
         .count();
@@ -213,6 +226,20 @@ mod tests {
             Decision::Never
         );
         assert_eq!(decide(&policy(Condition::Any, 0, 0), &complete, &d), at);
+        // Lost with its node: replaced at once, under the condition and max attempts.
+        let lost = [record(TaskState::Orphaned, 0, 100, 0)];
+        let now = Decision::At(Timestamp(100 * S));
+        assert_eq!(decide(&policy(Condition::OnFailure, 0, 0), &lost, &d), now);
+        assert_eq!(decide(&policy(Condition::Any, 0, 0), &lost, &d), now);
+        assert_eq!(
+            decide(&policy(Condition::None, 0, 0), &lost, &d),
+            Decision::Never
+        );
+        let lost_again = [record(TaskState::Orphaned, 0, 100, 2)];
+        assert_eq!(
+            decide(&policy(Condition::Any, 2, 0), &lost_again, &d),
+            Decision::Never
+        );
     }
 
     #[test]
@@ -269,9 +296,11 @@ mod tests {
         let mut history = crash_loop.clone();
         history[0] = record(TaskState::Failed, 50, 500, 5);
         assert_eq!(decide(&p, &history, &d), Decision::At(Timestamp(505 * S)));
-        // A task stopped on request breaks the streak too.
+        // A task stopped on request breaks the streak too, and so does one lost with its node.
         let mut history = crash_loop;
         history[1].state = TaskState::Shutdown;
+        assert_eq!(decide(&p, &history, &d), Decision::At(Timestamp(56 * S)));
+        history[1].state = TaskState::Orphaned;
         assert_eq!(decide(&p, &history, &d), Decision::At(Timestamp(56 * S)));
     }
 }

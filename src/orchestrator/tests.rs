@@ -743,11 +743,12 @@ fn t30_a_down_nodes_tasks_are_replaced_elsewhere() {
     assert_eq!(task.status.state, TaskState::Orphaned);
     assert_eq!(task.status.err, "node host-n3 is down");
     assert_eq!(task.desired_state, TaskState::Shutdown);
-    // Replaced in the same pass: no restart delay, and it is not a restart attempt.
+    // Replaced in the same pass, without the restart delay: the node failed, not the task.
+    assert_eq!(plan.wake_at, None);
     let new = sim.in_slot("s1", lost.slot);
     assert_ne!(new.id, lost.id, "{plan:?}");
     assert_ne!(new.node_id, "n3");
-    assert_eq!(new.attempt, 0);
+    assert_eq!(new.attempt, 1, "a loss counts against MaxAttempts");
     sim.converge();
     assert_eq!(sim.live("s1").len(), 3);
 
