@@ -94,11 +94,20 @@ fn task_in(api: &Api, service: &str, wanted: &str) -> (Value, String) {
 
 /// Wait until task `id` is in `wanted` state; the task.
 fn task_reaches(api: &Api, service: &str, id: &str, wanted: &str) -> Value {
-    wait_for(&format!("task {id} of {service} {wanted}"), || {
-        tasks(api, service)
-            .into_iter()
-            .find(|t| t["ID"] == id && state(t) == wanted)
-    })
+    let start = Instant::now();
+    loop {
+        let all = tasks(api, service);
+        if let Some(t) = all.iter().find(|t| t["ID"] == id && state(t) == wanted) {
+            eprintln!("    task {id} of {service} {wanted}: {:?}", start.elapsed());
+            return t.clone();
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "timed out waiting for task {id} of {service} {wanted}; tasks: {}",
+            serde_json::to_string(&all).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn create(api: &Api, spec: Value) -> String {
@@ -120,6 +129,18 @@ fn replicated(name: &str, container: Value, restart: &str) -> Value {
 }
 
 /// Set a service's replicas through a read-modify-write of its spec.
+/// `node update --availability VALUE` of the only node: a drain stops its tasks, which stay
+/// in their slots' history (a scale-down would retire the slots, and their tasks leave the
+/// state soon after).
+fn availability(api: &Api, value: &str) {
+    let node = api.get_ok("/nodes")[0].clone();
+    let id = node["ID"].as_str().expect("a node ID");
+    let mut spec = node["Spec"].clone();
+    spec["Availability"] = json!(value);
+    let version = node["Version"]["Index"].as_u64().expect("a version");
+    api.post_ok(&format!("/nodes/{id}/update?version={version}"), &spec);
+}
+
 fn scale(api: &Api, service: &str, replicas: u64) {
     let s = api.get_ok(&format!("/services/{service}"));
     let mut spec = s["Spec"].clone();
@@ -441,8 +462,7 @@ fn t87_health_checks_exit_codes_stops_and_mode_changes() {
     );
     let (trapper, _) = task_in(&api, "trapper", "running");
     let (stubborn, _) = task_in(&api, "stubborn", "running");
-    scale(&api, "trapper", 0);
-    scale(&api, "stubborn", 0);
+    availability(&api, "drain");
     let trapper = task_reaches(&api, "trapper", trapper["ID"].as_str().unwrap(), "shutdown");
     assert_eq!(
         trapper["Status"]["ContainerStatus"]["ExitCode"], 7,
@@ -458,6 +478,7 @@ fn t87_health_checks_exit_codes_stops_and_mode_changes() {
         stubborn["Status"]["ContainerStatus"]["ExitCode"], 137,
         "SIGKILL after the grace period: {stubborn}"
     );
+    availability(&api, "active");
 
     eprintln!("--- a change of mode is refused");
     let web = api.get_ok("/services/web");
