@@ -14,6 +14,10 @@
 //! are found.
 //!
 //! A container is the runtime container of the same id; the record adds what Docker shows.
+//!
+//! Removals are announced on a broadcast channel ([`Containers::subscribe`]) with the exit
+//! code the container ended with, so waiters (`docker run --rm`, `wait?condition=removed`)
+//! learn both at once; exits are seen through the init's pidfd ([`Containers::exit_fd`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -117,6 +121,9 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerErr
     move |source| ContainerError::Io { context, source }
 }
 
+/// How long `rm -f` waits for a SIGKILLed container to be reaped before deleting it anyway.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
 /// What Docker shows that the runtime does not keep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -129,6 +136,34 @@ pub struct ContainerRecord {
     pub args: Vec<String>,
 }
 
+/// What happened to a container, for those waiting on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerEvent {
+    /// Its record and runtime state are gone; it had ended with `exit_code`.
+    Removed { id: String, exit_code: i64 },
+}
+
+/// Lagging subscribers lose events, and re-read the state instead (see agent::wait).
+const EVENT_BUFFER: usize = 64;
+
+/// What one look at a container finds (agent::wait decides what it means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Created, not started: its init waits to be started.
+    Created,
+    Running,
+    /// Its init is gone but the helper has not recorded the exit yet (a moment).
+    Exiting,
+    Exited(i64),
+    /// The record is there, the runtime state is not (being removed, or lost).
+    Dead,
+    /// No record: removed, with the exit code it ended with if it was removed lately.
+    Gone(Option<i64>),
+}
+
+/// How many removed containers' exit codes are kept (see `Containers::removed`).
+const REMOVED_KEPT: usize = 256;
+
 pub struct Containers {
     runtime: Runtime,
     dir: PathBuf,
@@ -137,6 +172,11 @@ pub struct Containers {
     /// Serialises name allocation, and creates against image GC and volume removal: a std
     /// Mutex, not a tokio one, because nothing awaits while it is held.
     names: Mutex<()>,
+    events: tokio::sync::broadcast::Sender<ContainerEvent>,
+    /// Exit codes of the containers removed last, newest at the back, recorded before their
+    /// files go: a waiter that finds a container gone still learns how it ended, even before
+    /// the removal event reaches it. A std Mutex: held for a push or a lookup only.
+    removed: Mutex<std::collections::VecDeque<(String, i64)>>,
 }
 
 impl Containers {
@@ -152,7 +192,15 @@ impl Containers {
             images,
             volumes,
             names: Mutex::new(()),
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            removed: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Removals from now on. Subscribe before looking at a container, so that nothing
+    /// happening in between is missed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -387,9 +435,41 @@ impl Containers {
         Ok(self.runtime.start(&record.id)?)
     }
 
-    pub fn wait(&self, reference: &str) -> Result<runtime::ExitStatus, ContainerError> {
-        let record = self.find(reference)?;
-        Ok(self.runtime.wait(&record.id, None)?)
+    /// Look at container `id` (a full id) once, without blocking on anything.
+    pub fn observe(&self, id: &str) -> Result<Observed, ContainerError> {
+        if !self.dir.join(id).join("record.json").exists() {
+            let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+            let exit_code = removed.iter().rev().find(|(r, _)| r == id).map(|(_, c)| *c);
+            return Ok(Observed::Gone(exit_code));
+        }
+        let state = match self.runtime.state(id) {
+            Ok(state) => state,
+            Err(RuntimeError::NotFound(_)) => return Ok(Observed::Dead),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match (state.status, state.exit) {
+            (runtime::Status::Creating | runtime::Status::Created, _) => Observed::Created,
+            (runtime::Status::Running, _) => Observed::Running,
+            (runtime::Status::Stopped, Some(exit)) => Observed::Exited(exit.code as i64),
+            // No time to wait: this only says whether the exit is recorded, or can no longer
+            // be (the helper died: 255).
+            (runtime::Status::Stopped, None) => match self.runtime.wait(id, Some(Duration::ZERO)) {
+                Ok(exit) => Observed::Exited(exit.code as i64),
+                Err(RuntimeError::Timeout { .. }) => Observed::Exiting,
+                Err(RuntimeError::NotFound(_)) => Observed::Dead,
+                Err(e) => return Err(e.into()),
+            },
+        })
+    }
+
+    /// A handle that turns readable when container `id`'s init exits; `None` if it is not
+    /// alive (see `Runtime::exit_fd`).
+    pub fn exit_fd(&self, id: &str) -> Result<Option<std::os::fd::OwnedFd>, ContainerError> {
+        match self.runtime.exit_fd(id) {
+            Ok(fd) => Ok(fd),
+            Err(RuntimeError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn stop(&self, reference: &str, grace: Option<Duration>) -> Result<(), ContainerError> {
@@ -434,16 +514,39 @@ impl Containers {
         volumes: bool,
     ) -> Result<(), ContainerError> {
         let record = self.find(reference)?;
-        match self.runtime.state(&record.id) {
+        let exit_code = match self.runtime.state(&record.id) {
             Ok(state) if state.status == runtime::Status::Running && !force => {
                 return Err(ContainerError::Running(record.id));
             }
-            Ok(_) => self.runtime.delete(&record.id, true)?,
-            Err(RuntimeError::NotFound(_)) => {}
+            Ok(state) => {
+                let exit_code = match (state.status, state.exit) {
+                    (_, Some(exit)) => exit.code as i64,
+                    // Killed first, as Docker's `rm -f` does, so that waiters get the code
+                    // it really ended with (137).
+                    (runtime::Status::Running, None) => self
+                        .runtime
+                        .stop(&record.id, Signal::SIGKILL, KILL_GRACE)
+                        .map(|exit| exit.code as i64)
+                        .unwrap_or(128 + Signal::SIGKILL as i64),
+                    _ => 0,
+                };
+                self.remember_removal(&record.id, exit_code);
+                self.runtime.delete(&record.id, true)?;
+                exit_code
+            }
+            Err(RuntimeError::NotFound(_)) => {
+                self.remember_removal(&record.id, 0);
+                0
+            }
             Err(e) => return Err(e.into()),
-        }
+        };
         let dir = self.dir.join(&record.id);
         std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))?;
+        // Nobody listening is fine.
+        let _ = self.events.send(ContainerEvent::Removed {
+            id: record.id.clone(),
+            exit_code,
+        });
         if volumes {
             let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
             let anonymous: Vec<String> = volume_mounts(&record.request)
@@ -465,6 +568,14 @@ impl Containers {
             }
         }
         Ok(())
+    }
+
+    fn remember_removal(&self, id: &str, exit_code: i64) {
+        let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+        if removed.len() >= REMOVED_KEPT {
+            removed.pop_front();
+        }
+        removed.push_back((id.to_string(), exit_code));
     }
 
     fn state_of(&self, record: &ContainerRecord) -> ContainerState {

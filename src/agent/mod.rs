@@ -4,7 +4,8 @@
 //! ```text
 //!  api ─▶ daemon ─▶ agent::containers (names, records, lifecycle) ─▶ runtime
 //!                       ├─ agent::spec (pure): create request + image config ─▶ OCI spec
-//!                       └─ agent::volumes: named volumes, made on first use
+//!                       ├─ agent::volumes: named volumes, made on first use
+//!                       └─ agent::wait: Docker's wait conditions (exit, removal), async
 //!  task runner (agent::tasks) ─▶ the same containers, for the tasks assigned here
 //! ```
 
@@ -12,3 +13,4 @@ pub mod containers;
 pub mod spec;
 pub mod tasks;
 pub mod volumes;
+pub mod wait;
