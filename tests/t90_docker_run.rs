@@ -126,6 +126,13 @@ fn clients() -> Vec<String> {
     out
 }
 
+/// A POST without a body, as the docker CLI sends wait and start (a body could still be on
+/// its way when the daemon, which reads none, has answered and closed).
+fn post_empty(api: &Api, path: &str) -> common::http::Reply {
+    api.request("POST", path, None, common::http::TIMEOUT)
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
 /// How many pidfds the daemon holds open: one per waiter on a live container.
 fn daemon_pidfds(d: &Daemon) -> usize {
     let pid = d.child.as_ref().expect("daemon running").id();
@@ -261,6 +268,8 @@ fn docker_run_story(docker: &Docker) {
     assert_eq!(docker.ok(&["logs", "seven"]), "bye\n");
     let exit = docker.ok(&["inspect", "-f", "{{.State.ExitCode}}", "seven"]);
     assert_eq!(exit.trim(), "7");
+    // An exited container cannot be started again here: refused (attach: 409), not hung.
+    assert_eq!(docker.code(&["start", "-a", "seven"]), 1);
     docker.ok(&["rm", "seven"]);
 
     eprintln!(
@@ -366,9 +375,7 @@ fn t90_docker_run_against_the_daemon() {
         &d.socket,
         &format!("/containers/{id}/wait?condition=next-exit"),
     );
-    let started = api
-        .post(&format!("/containers/{id}/start"), &json!({}))
-        .unwrap();
+    let started = post_empty(&api, &format!("/containers/{id}/start"));
     assert!(started.ok(), "start: {started}");
     assert_eq!(next_exit.body()["StatusCode"], 6);
     assert_eq!(removed.body()["StatusCode"], 6);
@@ -381,27 +388,18 @@ fn t90_docker_run_against_the_daemon() {
         &json!({"Image": "busybox:test", "Cmd": ["true"]}),
     );
     let id = created["Id"].as_str().expect("an Id").to_string();
-    let reply = api
-        .post(&format!("/containers/{id}/wait"), &json!({}))
-        .unwrap();
+    let reply = post_empty(&api, &format!("/containers/{id}/wait"));
     assert_eq!(reply.status, 200, "{reply}");
     assert_eq!(reply.json(), json!({"StatusCode": 0, "Error": null}));
 
     eprintln!("--- bad requests: an unknown condition, a missing container");
-    let reply = api
-        .post(
-            &format!("/containers/{id}/wait?condition=whenever"),
-            &json!({}),
-        )
-        .unwrap();
+    let reply = post_empty(&api, &format!("/containers/{id}/wait?condition=whenever"));
     assert_eq!(reply.status, 400, "{reply}");
     assert!(
         reply.message().contains("invalid condition: \"whenever\""),
         "{reply}"
     );
-    let reply = api
-        .post("/containers/no-such-container/wait", &json!({}))
-        .unwrap();
+    let reply = post_empty(&api, "/containers/no-such-container/wait");
     assert_eq!(reply.status, 404, "{reply}");
     assert!(reply.message().contains("No such container"), "{reply}");
     let code = docker.code(&["wait", "no-such-container"]);
@@ -410,4 +408,41 @@ fn t90_docker_run_against_the_daemon() {
 
     d.assert_no_runtime_leftovers();
     assert_eq!(daemon_pidfds(&d), 0, "no waiter left");
+}
+
+#[test]
+fn t90_rm_containers_are_still_removed_after_a_daemon_restart() {
+    let mut d = Daemon::start("docker-run-restart");
+    d.import_busybox();
+    let docker = |d: &Daemon, args: &[&str]| {
+        Docker {
+            bin: "docker".into(),
+            d,
+        }
+        .ok(args)
+    };
+
+    eprintln!("--- a --rm container runs on while the daemon is down");
+    let id = docker(&d, &["run", "-d", "--rm", "busybox:test", "sleep", "60"]);
+    let id = id.trim().to_string();
+    d.kill();
+    d.restart();
+    let running = docker(&d, &["ps", "-q", "--no-trunc"]);
+    assert!(running.contains(&id), "still running: {running}");
+
+    eprintln!("--- the restarted daemon watches it again: stopped, it is removed");
+    docker(&d, &["stop", "-t", "1", &id]);
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let all = docker(&d, &["ps", "-a", "-q", "--no-trunc"]);
+        if !all.contains(&id) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the --rm container {id} was not removed within {SETTLE:?} of its stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.assert_no_runtime_leftovers();
 }

@@ -155,8 +155,9 @@ pub enum Observed {
     /// Its init is gone but the helper has not recorded the exit yet (a moment).
     Exiting,
     Exited(i64),
-    /// The record is there, the runtime state is not (being removed, or lost).
-    Dead,
+    /// The record is there, the runtime state is not: being removed (with the exit code the
+    /// removal recorded), or lost.
+    Dead(Option<i64>),
     /// No record: removed, with the exit code it ended with if it was removed lately.
     Gone(Option<i64>),
 }
@@ -437,14 +438,27 @@ impl Containers {
 
     /// Look at container `id` (a full id) once, without blocking on anything.
     pub fn observe(&self, id: &str) -> Result<Observed, ContainerError> {
-        if !self.dir.join(id).join("record.json").exists() {
+        let runtime_state = self.observe_runtime(id);
+        // Checked after the runtime's state: a removal records the exit code before it
+        // deletes anything, so a look that overlapped the deletion (and read half-deleted
+        // files, or none) always finds the removal here, and the removal's word wins.
+        let removal = {
             let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
-            let exit_code = removed.iter().rev().find(|(r, _)| r == id).map(|(_, c)| *c);
-            return Ok(Observed::Gone(exit_code));
+            removed.iter().rev().find(|(r, _)| r == id).map(|(_, c)| *c)
+        };
+        if !self.dir.join(id).join("record.json").exists() {
+            return Ok(Observed::Gone(removal));
         }
+        if removal.is_some() {
+            return Ok(Observed::Dead(removal));
+        }
+        runtime_state
+    }
+
+    fn observe_runtime(&self, id: &str) -> Result<Observed, ContainerError> {
         let state = match self.runtime.state(id) {
             Ok(state) => state,
-            Err(RuntimeError::NotFound(_)) => return Ok(Observed::Dead),
+            Err(RuntimeError::NotFound(_)) => return Ok(Observed::Dead(None)),
             Err(e) => return Err(e.into()),
         };
         Ok(match (state.status, state.exit) {
@@ -456,7 +470,7 @@ impl Containers {
             (runtime::Status::Stopped, None) => match self.runtime.wait(id, Some(Duration::ZERO)) {
                 Ok(exit) => Observed::Exited(exit.code as i64),
                 Err(RuntimeError::Timeout { .. }) => Observed::Exiting,
-                Err(RuntimeError::NotFound(_)) => Observed::Dead,
+                Err(RuntimeError::NotFound(_)) => Observed::Dead(None),
                 Err(e) => return Err(e.into()),
             },
         })
@@ -488,8 +502,15 @@ impl Containers {
                     .map(|t| Duration::from_secs(t.max(0) as u64))
             })
             .unwrap_or(Duration::from_secs(10));
-        self.runtime.stop(&record.id, signal, grace)?;
-        Ok(())
+        match self.runtime.stop(&record.id, signal, grace) {
+            Ok(_) => Ok(()),
+            // Removed while it was being stopped (`--rm` removes it as soon as it exits, and
+            // may pull its state from under the stop): stopped is what was asked.
+            Err(e) => match self.observe(&record.id) {
+                Ok(Observed::Gone(_) | Observed::Dead(_) | Observed::Exited(_)) => Ok(()),
+                _ => Err(e.into()),
+            },
+        }
     }
 
     pub fn kill(&self, reference: &str, signal: Signal) -> Result<(), ContainerError> {
@@ -528,7 +549,14 @@ impl Containers {
                         .stop(&record.id, Signal::SIGKILL, KILL_GRACE)
                         .map(|exit| exit.code as i64)
                         .unwrap_or(128 + Signal::SIGKILL as i64),
-                    _ => 0,
+                    // Its helper is recording the exit this moment.
+                    (runtime::Status::Stopped, None) => self
+                        .runtime
+                        .wait(&record.id, Some(KILL_GRACE))
+                        .map(|exit| exit.code as i64)
+                        .unwrap_or(0),
+                    // Never started: it ends with 0, as in Docker.
+                    (runtime::Status::Creating | runtime::Status::Created, None) => 0,
                 };
                 self.remember_removal(&record.id, exit_code);
                 self.runtime.delete(&record.id, true)?;
@@ -660,6 +688,11 @@ impl Containers {
         reference: &str,
     ) -> Result<(std::os::unix::net::UnixStream, bool), ContainerError> {
         let record = self.find(reference)?;
+        // Its helper (which serves the attach socket) is gone, and an exited container
+        // cannot be started again: say so rather than fail to connect.
+        if self.runtime.state(&record.id)?.status == runtime::Status::Stopped {
+            return Err(ContainerError::NotRunning(record.id));
+        }
         let stream = self.runtime.attach(&record.id)?;
         Ok((stream, record.request.tty))
     }

@@ -76,17 +76,17 @@ impl Waiter {
         use Observed::*;
         use WaitCondition::*;
         match seen {
-            Exited(code) | Gone(Some(code)) => self.last_exit = Some(code),
+            Exited(code) | Dead(Some(code)) | Gone(Some(code)) => self.last_exit = Some(code),
             Created | Running => self.seen_alive = true,
-            Exiting | Dead | Gone(None) => {}
+            Exiting | Dead(None) | Gone(None) => {}
         }
         let code = self.last_exit.unwrap_or(0);
         let met = match (self.condition, seen) {
             // Removal ends every wait, as in Docker (a created container that is removed
             // never stops).
             (_, Gone(_)) => true,
-            (NotRunning, Created | Exited(_) | Dead) => true,
-            (NextExit, Exited(_) | Dead) => self.seen_alive,
+            (NotRunning, Created | Exited(_) | Dead(_)) => true,
+            (NextExit, Exited(_) | Dead(_)) => self.seen_alive,
             _ => false,
         };
         met.then_some(code)
@@ -206,7 +206,8 @@ pub async fn wait(
 }
 
 fn look(containers: &Containers, id: &str) -> Result<Look, ContainerError> {
-    let fd = containers.exit_fd(id)?;
+    // No pidfd (whatever the reason) only means no early wake-up; the look decides.
+    let fd = containers.exit_fd(id).ok().flatten();
     let seen = containers.observe(id)?;
     Ok((fd, seen))
 }
@@ -236,7 +237,7 @@ mod tests {
     fn t10_not_running_returns_at_once_unless_running() {
         assert_eq!(run(NotRunning, &[Created]), vec![Some(0)]);
         assert_eq!(run(NotRunning, &[Exited(3)]), vec![Some(3)]);
-        assert_eq!(run(NotRunning, &[Dead]), vec![Some(0)]);
+        assert_eq!(run(NotRunning, &[Dead(None)]), vec![Some(0)]);
         assert_eq!(
             run(NotRunning, &[Running, Exiting, Exited(137)]),
             vec![None, None, Some(137)]
@@ -252,7 +253,12 @@ mod tests {
         // Started and exited between two looks: still the next exit.
         assert_eq!(run(NextExit, &[Created, Exited(5)]), vec![None, Some(5)]);
         // The runtime state vanished under a live container: it ended.
-        assert_eq!(run(NextExit, &[Running, Dead]), vec![None, Some(0)]);
+        assert_eq!(run(NextExit, &[Running, Dead(None)]), vec![None, Some(0)]);
+        // `rm -f` killed it and is removing it: the code the removal recorded.
+        assert_eq!(
+            run(NextExit, &[Running, Dead(Some(137))]),
+            vec![None, Some(137)]
+        );
     }
 
     #[test]
@@ -266,12 +272,15 @@ mod tests {
     #[test]
     fn t10_removed_waits_past_the_exit_and_keeps_its_code() {
         assert_eq!(
-            run(Removed, &[Created, Running, Exited(4), Dead, Gone(None)]),
+            run(
+                Removed,
+                &[Created, Running, Exited(4), Dead(None), Gone(None)]
+            ),
             vec![None, None, None, None, Some(4)]
         );
         // Exited and removed between two looks: the code removal recorded.
         assert_eq!(
-            run(Removed, &[Running, Dead, Gone(Some(3))]),
+            run(Removed, &[Running, Dead(Some(3)), Gone(Some(3))]),
             vec![None, None, Some(3)]
         );
         let mut waiter = Waiter::new(Removed);
