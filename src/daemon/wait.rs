@@ -11,17 +11,17 @@ use crate::agent::containers::{ContainerError, Containers, Observed};
 use crate::agent::wait::{Registered, WaitError, WaitSettings, finish, wait};
 use crate::types::container::{ContainerWaitResponse, WaitCondition, WaitExitError};
 
-/// Finish a registered wait in the background: the answer comes on the receiver. Dropping the receiver (the HTTP body of a client that went away) ends
-/// the wait; so does `stop`, which drops the sender unanswered.
+/// Finish a registered wait in the background: the answer comes on the receiver. Dropping
+/// the receiver (the HTTP body of a client that went away) ends the wait; so does `stop`,
+/// which drops the sender unanswered.
 pub(super) fn answer(
     containers: Arc<Containers>,
     registered: Registered,
     settings: WaitSettings,
     stop: CancellationToken,
 ) -> oneshot::Receiver<ContainerWaitResponse> {
-    let (tx, rx) = oneshot::channel();
+    let (mut tx, rx) = oneshot::channel();
     tokio::spawn(async move {
-        let mut tx = tx;
         let outcome = tokio::select! {
             _ = tx.closed() => {
                 tracing::debug!("a wait abandoned by its client");
