@@ -14,6 +14,10 @@
 //! are found.
 //!
 //! A container is the runtime container of the same id; the record adds what Docker shows.
+//!
+//! Removals are announced on a broadcast channel ([`Containers::subscribe`]) with the exit
+//! code the container ended with, so waiters (`docker run --rm`, `wait?condition=removed`)
+//! learn both at once; exits are seen through the init's pidfd ([`Containers::exit_fd`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -128,6 +132,9 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerErr
     move |source| ContainerError::Io { context, source }
 }
 
+/// How long `rm -f` waits for a SIGKILLed container to be reaped before deleting it anyway.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
 /// What Docker shows that the runtime does not keep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -140,6 +147,35 @@ pub struct ContainerRecord {
     pub args: Vec<String>,
 }
 
+/// What happened to a container, for those waiting on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerEvent {
+    /// Its record and runtime state are gone; it had ended with `exit_code`.
+    Removed { id: String, exit_code: i64 },
+}
+
+/// Lagging subscribers lose events, and re-read the state instead (see agent::wait).
+const EVENT_BUFFER: usize = 64;
+
+/// What one look at a container finds (agent::wait decides what it means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Created, not started: its init waits to be started.
+    Created,
+    Running,
+    /// Its init is gone but the helper has not recorded the exit yet (a moment).
+    Exiting,
+    Exited(i64),
+    /// The record is there, the runtime state is not: being removed (with the exit code the
+    /// removal recorded), or lost.
+    Dead(Option<i64>),
+    /// No record: removed, with the exit code it ended with if it was removed lately.
+    Gone(Option<i64>),
+}
+
+/// How many removed containers' exit codes are kept (see `Containers::removed`).
+const REMOVED_KEPT: usize = 256;
+
 pub struct Containers {
     runtime: Runtime,
     dir: PathBuf,
@@ -151,6 +187,11 @@ pub struct Containers {
     /// `State.Health` of the containers with a health check, as the health monitor last
     /// recorded it (kept in memory, like the exec instances). A std Mutex: held for a copy.
     health: Mutex<HashMap<String, Health>>,
+    events: tokio::sync::broadcast::Sender<ContainerEvent>,
+    /// Exit codes of the containers removed last, newest at the back, recorded before their
+    /// files go: a waiter that finds a container gone still learns how it ended, even before
+    /// the removal event reaches it. A std Mutex: held for a push or a lookup only.
+    removed: Mutex<std::collections::VecDeque<(String, i64)>>,
 }
 
 impl Containers {
@@ -167,7 +208,15 @@ impl Containers {
             volumes,
             names: Mutex::new(()),
             health: Mutex::new(HashMap::new()),
+            events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            removed: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Removals from now on. Subscribe before looking at a container, so that nothing
+    /// happening in between is missed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -410,9 +459,54 @@ impl Containers {
         Ok(self.runtime.start(&record.id)?)
     }
 
-    pub fn wait(&self, reference: &str) -> Result<runtime::ExitStatus, ContainerError> {
-        let record = self.find(reference)?;
-        Ok(self.runtime.wait(&record.id, None)?)
+    /// Look at container `id` (a full id) once, without blocking on anything.
+    pub fn observe(&self, id: &str) -> Result<Observed, ContainerError> {
+        let runtime_state = self.observe_runtime(id);
+        // Checked after the runtime's state: a removal records the exit code before it
+        // deletes anything, so a look that overlapped the deletion (and read half-deleted
+        // files, or none) always finds the removal here, and the removal's word wins.
+        let removal = {
+            let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+            removed.iter().rev().find(|(r, _)| r == id).map(|(_, c)| *c)
+        };
+        if !self.dir.join(id).join("record.json").exists() {
+            return Ok(Observed::Gone(removal));
+        }
+        if removal.is_some() {
+            return Ok(Observed::Dead(removal));
+        }
+        runtime_state
+    }
+
+    fn observe_runtime(&self, id: &str) -> Result<Observed, ContainerError> {
+        let state = match self.runtime.state(id) {
+            Ok(state) => state,
+            Err(RuntimeError::NotFound(_)) => return Ok(Observed::Dead(None)),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match (state.status, state.exit) {
+            (runtime::Status::Creating | runtime::Status::Created, _) => Observed::Created,
+            (runtime::Status::Running, _) => Observed::Running,
+            (runtime::Status::Stopped, Some(exit)) => Observed::Exited(exit.code as i64),
+            // No time to wait: this only says whether the exit is recorded, or can no longer
+            // be (the helper died: 255).
+            (runtime::Status::Stopped, None) => match self.runtime.wait(id, Some(Duration::ZERO)) {
+                Ok(exit) => Observed::Exited(exit.code as i64),
+                Err(RuntimeError::Timeout { .. }) => Observed::Exiting,
+                Err(RuntimeError::NotFound(_)) => Observed::Dead(None),
+                Err(e) => return Err(e.into()),
+            },
+        })
+    }
+
+    /// A handle that turns readable when container `id`'s init exits; `None` if it is not
+    /// alive (see `Runtime::exit_fd`).
+    pub fn exit_fd(&self, id: &str) -> Result<Option<std::os::fd::OwnedFd>, ContainerError> {
+        match self.runtime.exit_fd(id) {
+            Ok(fd) => Ok(fd),
+            Err(RuntimeError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn stop(&self, reference: &str, grace: Option<Duration>) -> Result<(), ContainerError> {
@@ -431,8 +525,15 @@ impl Containers {
                     .map(|t| Duration::from_secs(t.max(0) as u64))
             })
             .unwrap_or(Duration::from_secs(10));
-        self.runtime.stop(&record.id, signal, grace)?;
-        Ok(())
+        match self.runtime.stop(&record.id, signal, grace) {
+            Ok(_) => Ok(()),
+            // Removed while it was being stopped (`--rm` removes it as soon as it exits, and
+            // may pull its state from under the stop): stopped is what was asked.
+            Err(e) => match self.observe(&record.id) {
+                Ok(Observed::Gone(_) | Observed::Dead(_) | Observed::Exited(_)) => Ok(()),
+                _ => Err(e.into()),
+            },
+        }
     }
 
     pub fn kill(&self, reference: &str, signal: Signal) -> Result<(), ContainerError> {
@@ -457,17 +558,47 @@ impl Containers {
         volumes: bool,
     ) -> Result<(), ContainerError> {
         let record = self.find(reference)?;
-        match self.runtime.state(&record.id) {
+        let exit_code = match self.runtime.state(&record.id) {
             Ok(state) if state.status == runtime::Status::Running && !force => {
                 return Err(ContainerError::Running(record.id));
             }
-            Ok(_) => self.runtime.delete(&record.id, true)?,
-            Err(RuntimeError::NotFound(_)) => {}
+            Ok(state) => {
+                let exit_code = match (state.status, state.exit) {
+                    (_, Some(exit)) => exit.code as i64,
+                    // Killed first, as Docker's `rm -f` does, so that waiters get the code
+                    // it really ended with (137).
+                    (runtime::Status::Running, None) => self
+                        .runtime
+                        .stop(&record.id, Signal::SIGKILL, KILL_GRACE)
+                        .map(|exit| exit.code as i64)
+                        .unwrap_or(128 + Signal::SIGKILL as i64),
+                    // Its helper is recording the exit this moment.
+                    (runtime::Status::Stopped, None) => self
+                        .runtime
+                        .wait(&record.id, Some(KILL_GRACE))
+                        .map(|exit| exit.code as i64)
+                        .unwrap_or(0),
+                    // Never started: it ends with 0, as in Docker.
+                    (runtime::Status::Creating | runtime::Status::Created, None) => 0,
+                };
+                self.remember_removal(&record.id, exit_code);
+                self.runtime.delete(&record.id, true)?;
+                exit_code
+            }
+            Err(RuntimeError::NotFound(_)) => {
+                self.remember_removal(&record.id, 0);
+                0
+            }
             Err(e) => return Err(e.into()),
-        }
+        };
         self.health_board().remove(&record.id);
         let dir = self.dir.join(&record.id);
         std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))?;
+        // Nobody listening is fine.
+        let _ = self.events.send(ContainerEvent::Removed {
+            id: record.id.clone(),
+            exit_code,
+        });
         if volumes {
             let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
             let anonymous: Vec<String> = volume_mounts(&record.request)
@@ -489,6 +620,14 @@ impl Containers {
             }
         }
         Ok(())
+    }
+
+    fn remember_removal(&self, id: &str, exit_code: i64) {
+        let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+        if removed.len() >= REMOVED_KEPT {
+            removed.pop_front();
+        }
+        removed.push_back((id.to_string(), exit_code));
     }
 
     fn state_of(&self, record: &ContainerRecord) -> ContainerState {
@@ -589,6 +728,11 @@ impl Containers {
         reference: &str,
     ) -> Result<(std::os::unix::net::UnixStream, bool), ContainerError> {
         let record = self.find(reference)?;
+        // Its helper (which serves the attach socket) is gone, and an exited container
+        // cannot be started again: say so rather than fail to connect.
+        if self.runtime.state(&record.id)?.status == runtime::Status::Stopped {
+            return Err(ContainerError::NotRunning(record.id));
+        }
         let stream = self.runtime.attach(&record.id)?;
         Ok((stream, record.request.tty))
     }

@@ -4,7 +4,8 @@
 //! ```text
 //!  api ─▶ daemon ─▶ agent::containers (names, records, lifecycle) ─▶ runtime
 //!                       ├─ agent::spec (pure): create request + image config ─▶ OCI spec
-//!                       └─ agent::volumes: named volumes, made on first use
+//!                       ├─ agent::volumes: named volumes, made on first use
+//!                       └─ agent::wait: Docker's wait conditions (exit, removal), async
 //!  agent::tasks: the task runner (tasks assigned here ─▶ containers)
 //!  agent::health (health monitor) ─ probes ─▶ agent::containers' health board ─▶ tasks
 //!  agent::peer:  agent-to-agent requests over p2p (task logs, images from another node)
@@ -18,3 +19,4 @@ pub mod peer;
 pub mod spec;
 pub mod tasks;
 pub mod volumes;
+pub mod wait;

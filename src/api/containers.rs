@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::server::Backend;
-use crate::types::container::{ContainerCreateRequest, ContainerSummary};
+use crate::types::container::{ContainerCreateRequest, ContainerSummary, WaitCondition};
 
 /// Query flags come as `1`, `true`, `0`, `false`.
 fn flag(query: &HashMap<String, String>, name: &str) -> bool {
@@ -44,11 +44,39 @@ pub async fn start<B: Backend>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`. As Docker does, the
+/// 200 and its headers go out at once and the body `{"StatusCode":N,"Error":null}` only when
+/// the condition holds: the docker CLI waits for these headers before it starts the
+/// container (`docker run` asks for `next-exit` or `removed` first). A client that goes away
+/// drops the body, which ends the wait.
 pub async fn wait<B: Backend>(
     State(backend): State<Arc<B>>,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(backend.container_wait(id).await?).into_response())
+    let condition: WaitCondition = query
+        .get("condition")
+        .map(|c| c.parse())
+        .transpose()
+        .map_err(ApiError::bad_request)?
+        .unwrap_or_default();
+    let answer = backend.container_wait(id, condition).await?;
+    let body = futures_util::stream::once(async move {
+        match answer.await {
+            Ok(response) => {
+                let mut json = serde_json::to_vec(&response).unwrap_or_default();
+                json.push(b'\n');
+                Ok(Bytes::from(json))
+            }
+            // The daemon is stopping: the connection is cut, as Docker's would be.
+            Err(_) => Err(std::io::Error::other("the wait was abandoned")),
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 pub async fn stop<B: Backend>(

@@ -21,7 +21,7 @@ use super::swarm;
 use super::{API_VERSION, MIN_API_VERSION, system};
 use crate::types::container::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
-    ContainerWaitResponse,
+    ContainerWaitResponse, WaitCondition,
 };
 use crate::types::system::{Info, Version};
 
@@ -40,10 +40,13 @@ pub trait Backend: Send + Sync + 'static {
         name: Option<String>,
     ) -> impl Future<Output = Reply<ContainerCreateResponse>> + Send;
     fn container_start(&self, id: String) -> impl Future<Output = Reply<()>> + Send;
+    /// Checks that the container exists, then waits in the background: the answer arrives
+    /// on the receiver once `condition` holds. Dropping the receiver ends the wait.
     fn container_wait(
         &self,
         id: String,
-    ) -> impl Future<Output = Reply<ContainerWaitResponse>> + Send;
+        condition: WaitCondition,
+    ) -> impl Future<Output = Reply<tokio::sync::oneshot::Receiver<ContainerWaitResponse>>> + Send;
     fn container_stop(
         &self,
         id: String,

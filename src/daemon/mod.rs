@@ -14,6 +14,7 @@ mod service_logs;
 mod services;
 pub mod swarm;
 mod volumes;
+mod wait;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ use crate::api::{self, ApiError, Backend};
 use crate::image::{ImageError, ImageStore, RemoveAction};
 use crate::types::container::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
-    ContainerWaitResponse,
+    ContainerWaitResponse, WaitCondition,
 };
 use crate::types::system::{ComponentVersion, Info, Platform, Version};
 
@@ -59,6 +60,10 @@ pub struct Engine {
     helper: PathBuf,
     hostname: String,
     swarm: Arc<swarm::SwarmPlane>,
+    /// Ends container waits (and `--rm` watchers) when the daemon stops, so that no open
+    /// wait keeps the graceful shutdown waiting.
+    shutdown: CancellationToken,
+    waits: crate::agent::wait::WaitSettings,
 }
 
 impl Engine {
@@ -116,7 +121,7 @@ impl Engine {
                 swarm::swarm_dir(&config.data_dir),
                 config.swarm.clone(),
                 swarm::describe_host(&hostname),
-                shutdown,
+                shutdown.clone(),
             )
             .with_duties(duties)
             .with_cleanup({
@@ -132,6 +137,8 @@ impl Engine {
             helper: std::env::current_exe().context("find our own binary")?,
             config,
             hostname,
+            shutdown,
+            waits: Default::default(),
         })
     }
 
@@ -527,22 +534,34 @@ impl Backend for Engine {
             .await?;
         if record.request.host_config.auto_remove {
             // --rm: remove the container once it exits (Docker's AutoRemove).
-            let containers = self.containers.clone();
-            tokio::task::spawn_blocking(move || {
-                let _ = containers.wait(&record.id);
-                if let Err(e) = containers.remove_with(&record.id, true, true) {
-                    tracing::warn!(container = %record.id, "auto-remove: {e}");
-                }
-            });
+            wait::auto_remove(
+                self.containers.clone(),
+                record.id,
+                self.waits,
+                self.shutdown.clone(),
+            );
         }
         Ok(())
     }
 
-    async fn container_wait(&self, id: String) -> Result<ContainerWaitResponse, ApiError> {
-        let exit = self.blocking(move |c| c.wait(&id)).await?;
-        Ok(ContainerWaitResponse {
-            status_code: exit.code as i64,
-        })
+    async fn container_wait(
+        &self,
+        id: String,
+        condition: WaitCondition,
+    ) -> Result<tokio::sync::oneshot::Receiver<ContainerWaitResponse>, ApiError> {
+        // Registered before the headers go out: the docker CLI starts the container then.
+        let registered = self
+            .blocking(move |c| {
+                let record = c.find(&id)?;
+                crate::agent::wait::begin(c, &record.id, condition)
+            })
+            .await?;
+        Ok(wait::answer(
+            self.containers.clone(),
+            registered,
+            self.waits,
+            self.shutdown.clone(),
+        ))
     }
 
     async fn container_stop(&self, id: String, grace: Option<u64>) -> Result<(), ApiError> {
@@ -845,6 +864,12 @@ async fn serve(config: DaemonConfig) -> Result<()> {
         }
         .run(shutdown.clone()),
     );
+    wait::resume_auto_remove(
+        engine.containers.clone(),
+        engine.waits,
+        engine.shutdown.clone(),
+    )
+    .await;
 
     let signals = shutdown.clone();
     tokio::spawn(async move {

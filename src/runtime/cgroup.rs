@@ -972,11 +972,17 @@ impl FsCgroup {
             .and_then(|pids| self.signal_pids(&pids, Signal::SIGKILL));
         // Always thaw: the SIGKILLs are only delivered once the tasks run again, and a cgroup
         // left frozen would hold its tasks forever.
-        let thawed = freezer.thaw().map_err(|e| CgroupError::Io {
-            path: self.path.clone(),
-            op: "thaw",
-            reason: describe(&e),
-        });
+        let thawed = match freezer.thaw() {
+            Ok(()) => Ok(()),
+            // Removed meanwhile (a concurrent delete; only an empty cgroup can be removed):
+            // nothing is left frozen.
+            Err(_) if !freezer.path().is_dir() => Ok(()),
+            Err(e) => Err(CgroupError::Io {
+                path: self.path.clone(),
+                op: "thaw",
+                reason: describe(&e),
+            }),
+        };
         killed.and(thawed)
     }
 

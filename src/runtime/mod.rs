@@ -527,6 +527,21 @@ impl Runtime {
         }
     }
 
+    /// A pidfd of the container's init while it lives (created or running): it becomes
+    /// readable when the init exits, so async callers can wait without a thread. `None`
+    /// once the init is gone. The pid is checked again after the open, so the handle never
+    /// names a process that reused the pid.
+    pub fn exit_fd(&self, id: &str) -> Result<Option<std::os::fd::OwnedFd>> {
+        let record = self.record(id)?;
+        if !state::process_alive(record.pid, record.pid_start_time) {
+            return Ok(None);
+        }
+        let Ok(pidfd) = sys::pidfd_open(record.pid) else {
+            return Ok(None);
+        };
+        Ok(state::process_alive(record.pid, record.pid_start_time).then_some(pidfd))
+    }
+
     /// Stop a container like `docker stop`: `signal`, up to `grace` to exit, then SIGKILL of
     /// every process in its cgroup.
     pub fn stop(&self, id: &str, signal: Signal, grace: Duration) -> Result<ExitStatus> {

@@ -227,11 +227,50 @@ pub struct ContainerInspect {
     pub host_config: HostConfig,
 }
 
-/// `POST /containers/{id}/wait` answer.
+/// `POST /containers/{id}/wait` answer, written once the condition is met. `Error` is
+/// always present (`null` when the wait went well), as Docker sends it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerWaitResponse {
     pub status_code: i64,
+    #[serde(default)]
+    pub error: Option<WaitExitError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WaitExitError {
+    pub message: String,
+}
+
+/// `POST /containers/{id}/wait?condition=`: what to wait for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// `not-running` (the default): at once if the container is not running (created or
+    /// exited), else when it exits.
+    #[default]
+    NotRunning,
+    /// `next-exit`: the next exit, even of a container only created (the docker CLI asks
+    /// for this before it starts the container).
+    NextExit,
+    /// `removed`: once the container is removed (`--rm`).
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = String;
+
+    /// Docker's names; an empty condition is the default.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(format!(
+                "invalid condition: {other:?} (use not-running, next-exit or removed)"
+            )),
+        }
+    }
 }
 
 /// `POST /containers/{id}/exec` body.

@@ -81,6 +81,17 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
 }
 
+/// A pidfd registered with tokio's reactor (call from within a tokio runtime): `readable()`
+/// resolves once the process has exited, without a thread blocked on it.
+pub fn async_pidfd(pidfd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` is open, moves into the `AsyncFd` (so nothing else closes it while
+    // registered), and its `as_raw_fd` returns the same descriptor for its whole life.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)
+}
+
 /// Mark every fd from `first` up close-on-exec, so that nothing the runtime opened (sockets,
 /// the exec fifo, cgroup files) leaks into the container (the CVE-2024-21626 class).
 pub fn cloexec_from(first: RawFd) -> Result<(), Errno> {
