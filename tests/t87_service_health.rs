@@ -141,17 +141,6 @@ fn availability(api: &Api, value: &str) {
     api.post_ok(&format!("/nodes/{id}/update?version={version}"), &spec);
 }
 
-fn scale(api: &Api, service: &str, replicas: u64) {
-    let s = api.get_ok(&format!("/services/{service}"));
-    let mut spec = s["Spec"].clone();
-    spec["Mode"] = json!({"Replicated": {"Replicas": replicas}});
-    let version = s["Version"]["Index"].as_u64().expect("a version");
-    api.post_ok(
-        &format!("/services/{service}/update?version={version}"),
-        &spec,
-    );
-}
-
 /// A docker-save archive of the busybox fixture whose config has a HEALTHCHECK.
 fn image_with_healthcheck(d: &Daemon, name: &str, healthcheck: Value) -> std::path::PathBuf {
     let dir = d.dir.path().join("hc-image");
