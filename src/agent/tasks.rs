@@ -78,10 +78,13 @@ pub enum Job {
         task: String,
         container: String,
     },
-    /// The container exited: report it.
+    /// The container exited: report it. `stopping`: the task was being stopped (desired
+    /// shutdown), so the exit is its shutdown, whatever the code (a stop job may not have
+    /// reported yet when the exit is seen).
     Exited {
         task: String,
         container: String,
+        stopping: bool,
     },
     Stop {
         task: String,
@@ -183,6 +186,7 @@ pub fn plan(
                 jobs.push(Job::Exited {
                     task: task.id.clone(),
                     container: c.id.clone(),
+                    stopping: !wants_run,
                 });
             }
             Some(c) if !running && task.desired_state == TaskState::Remove => {
@@ -359,7 +363,11 @@ impl TaskRunner {
                     let _ = reports.send((task, running_status(&i)));
                 }
             }
-            Job::Exited { task, container } => {
+            Job::Exited {
+                task,
+                container,
+                stopping,
+            } => {
                 let c = self.containers.clone();
                 let id = container.clone();
                 let inspect = tokio::task::spawn_blocking(move || c.inspect(&id)).await;
@@ -370,7 +378,9 @@ impl TaskRunner {
                     .health
                     .as_ref()
                     .is_some_and(|h| h.status == HealthStatus::Unhealthy);
-                let (state, message, err) = if i.state.dead {
+                let (state, message, err) = if stopping && !i.state.dead {
+                    (TaskState::Shutdown, "shutdown", String::new())
+                } else if i.state.dead {
                     (
                         TaskState::Failed,
                         "started",
@@ -775,7 +785,8 @@ mod tests {
         let jobs = plan("me", &t, &containers, &no_health());
         assert!(jobs.contains(&Job::Exited {
             task: "a".into(),
-            container: "ca".into()
+            container: "ca".into(),
+            stopping: false,
         }));
         assert!(jobs.contains(&Job::Stop {
             task: "b".into(),
@@ -785,6 +796,27 @@ mod tests {
         assert!(jobs.contains(&Job::Remove {
             container: "cc".into()
         }));
+        // Seen exited while being stopped: its exit is the shutdown (not a failure), even
+        // before the stop job reports.
+        let stopped = tasks(vec![task(
+            "b",
+            "me",
+            TaskState::Running,
+            TaskState::Shutdown,
+        )]);
+        assert_eq!(
+            plan(
+                "me",
+                &stopped,
+                &[container("cb", "b", "exited")],
+                &no_health()
+            ),
+            vec![Job::Exited {
+                task: "b".into(),
+                container: "cb".into(),
+                stopping: true,
+            }]
+        );
         assert!(jobs.contains(&Job::Stop {
             task: "m".into(),
             container: "cm".into(),
@@ -861,7 +893,8 @@ mod tests {
         // A container the runtime lost fails its task.
         assert!(jobs.contains(&Job::Exited {
             task: "x".into(),
-            container: "cx".into()
+            container: "cx".into(),
+            stopping: false,
         }));
         assert_eq!(jobs.len(), 5, "{jobs:?}");
     }

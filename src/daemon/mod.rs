@@ -840,9 +840,13 @@ fn os_name() -> String {
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(config: DaemonConfig) -> Result<()> {
+    crate::runtime::sys::limit_malloc_arenas(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("swarm-daemon")
+        // Container operations block (fork, mounts, fsync); 64 at once is plenty on any host
+        // and bounds the memory a burst of them leaves behind.
+        .max_blocking_threads(64)
         .build()
         .context("start the async runtime")?;
     runtime.block_on(serve(config))
