@@ -40,12 +40,15 @@
 //! The log is purged only behind a stored snapshot (purges come after the snapshot's fsynced
 //! commit; see also `LogStore::purge`), and at open the state machine starts from that
 //! snapshot when it is newer than the stored applied state (`recovered_applied`), so
-//! nothing openraft re-applies is ever purged. Acknowledged writes sit in the fsynced log of
-//! a quorum, which is what Raft needs; the state machine is a cache of the log and the
-//! snapshot. This takes two of three fsyncs per write off the leader's path (and off the
-//! followers', where they delayed the next append). Write IO is serialized (openraft awaits
-//! each call; redb has one writer at a time). Commits run on tokio's blocking pool so an
-//! fsync never stalls a runtime worker.
+//! nothing openraft re-applies is ever purged. One consequence outside the store: a leader
+//! openraft 0.9 restores at startup begins with its commit index at the applied state found
+//! here, which may be older than writes it acknowledged before the crash, so linearizable
+//! reads also wait for the leader's last log entry (`Cluster::read_index`). Acknowledged
+//! writes sit in the fsynced log of a quorum, which is what Raft needs; the state machine
+//! is a cache of the log and the snapshot. This takes two of three fsyncs per write off the
+//! leader's path (and off the followers', where they delayed the next append). Write IO is
+//! serialized (openraft awaits each call; redb has one writer at a time). Commits run on
+//! tokio's blocking pool so an fsync never stalls a runtime worker.
 //!
 //! A purge past the stored snapshot waits for the snapshot install in flight (openraft 0.9
 //! issues a follower's install and the purge behind it at once, unordered; see
