@@ -534,11 +534,19 @@ impl Cluster {
         }
     }
 
+    /// The index a linearizable read must see applied. openraft's read index is the larger
+    /// of its commit index and the first entry of the leader's term; but a leader restored
+    /// at startup (openraft 0.9 resumes a leader whose vote was committed, in the same term)
+    /// starts with the commit index at the applied state it found on disk, which may be older
+    /// than writes it acknowledged before the crash (the store writes the applied state
+    /// without fsync). Those writes are in its log, so the read also waits for the last log
+    /// entry this leader had when the read began: every acknowledged write is covered.
     async fn read_index(&self) -> Result<u64, Attempt> {
         if self.is_leader() {
+            let last_log = self.metrics().last_log_index.unwrap_or(0);
             let t = self.inner.config.timeouts.propose;
             return match tokio::time::timeout(t, self.inner.raft.ensure_linearizable()).await {
-                Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+                Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index).unwrap_or(0).max(last_log)),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "read index refused");
                     Err(Attempt::Retry)

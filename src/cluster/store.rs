@@ -18,12 +18,37 @@
 //! `format_version` key versions the table layout above. A file with another layout is
 //! refused at open rather than misread.
 //!
-//! Durability: every mutation is one write transaction committed with
-//! `Durability::Immediate` (fsync before `commit` returns), and `append` reports the entries
-//! flushed only after that commit: openraft counts an entry towards a quorum on the strength
-//! of that report. (Writing the applied state and the committed index without fsync was
-//! tried and reverted: t83's full restart then lost an acknowledged write.) Write IO is serialized (openraft awaits each call; redb has one writer at
-//! a time). Commits run on tokio's blocking pool so an fsync never stalls a runtime worker.
+//! Durability. Everything lives in one redb file, so commits are totally ordered and a
+//! commit with `Durability::Immediate` (fsync before `commit` returns) makes every earlier
+//! commit durable too: after a crash the file holds a prefix of the commits, up to the last
+//! fsynced one.
+//!
+//! * fsynced: log appends, truncation, purges, the vote, snapshots (built or installed).
+//!   `append` reports the entries flushed only after its fsync: openraft counts an entry
+//!   towards a quorum on the strength of that report, and acknowledges a write only once a
+//!   quorum has flushed it. The vote is on disk before openraft acts on it.
+//! * not fsynced (`Durability::None`): the applied state (rewritten after every applied
+//!   batch) and the commit point. `save_committed` only records the commit point in memory;
+//!   the next append or apply writes it in its own transaction. Both reach the disk with the
+//!   next fsynced commit, which on a busy node is the next append.
+//!
+//! Why that is safe: a crash can only set the applied state and the commit point back to an
+//! earlier, consistent point. The commit point saved is never ahead of this node's flushed
+//! log, and an applied state on disk never ahead of the log on disk (prefix order), so at
+//! restart openraft re-applies from the log what the lost applied state had (up to the
+//! stored commit point, the rest once a leader commits again) — `apply` is deterministic.
+//! The log is purged only behind a stored snapshot (purges come after the snapshot's fsynced
+//! commit; see also `LogStore::purge`), and at open the state machine starts from that
+//! snapshot when it is newer than the stored applied state (`recovered_applied`), so
+//! nothing openraft re-applies is ever purged. One consequence outside the store: a leader
+//! openraft 0.9 restores at startup begins with its commit index at the applied state found
+//! here, which may be older than writes it acknowledged before the crash, so linearizable
+//! reads also wait for the leader's last log entry (`Cluster::read_index`). Acknowledged
+//! writes sit in the fsynced log of a quorum, which is what Raft needs; the state machine
+//! is a cache of the log and the snapshot. This takes two of three fsyncs per write off the
+//! leader's path (and off the followers', where they delayed the next append). Write IO is
+//! serialized (openraft awaits each call; redb has one writer at a time). Commits run on
+//! tokio's blocking pool so an fsync never stalls a runtime worker.
 //!
 //! A purge past the stored snapshot waits for the snapshot install in flight (openraft 0.9
 //! issues a follower's install and the purge behind it at once, unordered; see
@@ -108,6 +133,8 @@ pub enum StoreError {
     },
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the stored snapshot's metadata has no data beside it")]
+    SnapshotDataMissing,
     #[error(
         "will not purge the log up to {purge}: the snapshot install it waited for did not store a snapshot that covers it"
     )]
@@ -165,20 +192,57 @@ pub fn open(path: impl AsRef<Path>) -> Result<(LogStore, StateMachineStore), Sto
     tx.commit()?;
 
     let db = Arc::new(db);
-    let applied: Applied =
-        read_value(&db, MACHINE, KEY_APPLIED, "applied state")?.unwrap_or_default();
+    let applied = recovered_applied(&db)?;
     let receiving_snapshot = Arc::new(tokio::sync::watch::Sender::new(false));
+    let committed = Arc::new(Mutex::new(Committed::default()));
     Ok((
         LogStore {
             db: db.clone(),
             receiving_snapshot: receiving_snapshot.clone(),
+            committed: committed.clone(),
         },
         StateMachineStore {
             db,
             applied: Arc::new(Mutex::new(applied)),
             receiving_snapshot,
+            committed,
         },
     ))
+}
+
+/// The state machine as it restarts: the stored applied state, or the stored snapshot if
+/// that is newer.
+///
+/// The applied state is written without fsync (see the module doc), so after a crash it may
+/// be older than the snapshot, which is always durable: a snapshot built from the in-memory
+/// state is committed with fsync while the applied record of the same entries may still be
+/// on its way. The log behind that snapshot may already be purged (durably), so starting
+/// from the older applied state would leave openraft to re-apply entries that are gone. The
+/// snapshot holds the same state as applying the log up to it, so it is the state to start
+/// from.
+fn recovered_applied(db: &Database) -> Result<Applied, StoreError> {
+    let applied: Applied =
+        read_value(db, MACHINE, KEY_APPLIED, "applied state")?.unwrap_or_default();
+    let Some(stored) =
+        read_value::<StoredSnapshotMeta>(db, MACHINE, KEY_SNAPSHOT_META, "snapshot meta")?
+    else {
+        return Ok(applied);
+    };
+    if stored.meta.last_log_id <= applied.last_applied {
+        return Ok(applied);
+    }
+    let state: State = read_value(db, MACHINE, KEY_SNAPSHOT_DATA, "snapshot data")?
+        .ok_or(StoreError::SnapshotDataMissing)?;
+    tracing::info!(
+        applied = ?applied.last_applied,
+        snapshot = ?stored.meta.last_log_id,
+        "the stored snapshot is newer than the stored applied state: starting from the snapshot"
+    );
+    Ok(Applied {
+        last_applied: stored.meta.last_log_id,
+        last_membership: stored.meta.last_membership,
+        state,
+    })
 }
 
 /// The Raft log, its vote and its commit point. Cheap to clone: openraft clones it as the
@@ -188,6 +252,28 @@ pub struct LogStore {
     db: Arc<Database>,
     /// Shared with the state machine: see [`StateMachineStore::receiving_snapshot`].
     receiving_snapshot: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Shared with the state machine: see [`Committed`].
+    committed: Arc<Mutex<Committed>>,
+}
+
+/// The commit point openraft last saved. `save_committed` only records it here; the next
+/// append or apply writes it in its own transaction (see the module doc), so saving it costs
+/// openraft's core no disk write.
+#[derive(Debug, Default)]
+struct Committed {
+    /// The last saved value; `None` before the first save of this process.
+    last: Option<Option<LogId>>,
+    /// Encoded, not yet in a transaction.
+    unwritten: Option<Vec<u8>>,
+}
+
+/// Takes the commit point not yet written, to write in the caller's transaction.
+fn take_unwritten(committed: &Mutex<Committed>) -> Option<Vec<u8>> {
+    committed
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .unwritten
+        .take()
 }
 
 /// The state machine: the applied `State`, what it has applied, and the current snapshot.
@@ -201,6 +287,8 @@ pub struct StateMachineStore {
     /// its install is over, installed or not. A purge past the stored snapshot waits for it
     /// (see `LogStore::purge`).
     receiving_snapshot: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Shared with the log: the commit point is written with the applied state.
+    committed: Arc<Mutex<Committed>>,
 }
 
 /// The state machine's durable record, rewritten after every applied batch.
@@ -312,12 +400,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let bytes = encode(&committed, "committed log id").map_err(|e| write_err(&e))?;
-        write_value(&self.db, LOG_STATE, KEY_COMMITTED, bytes)
-            .await
-            .map_err(|e| write_err(&e))
+        // Written by the next append or apply: see the module doc.
+        let mut c = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        c.last = Some(committed);
+        c.unwritten = Some(bytes);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        if let Some(last) = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last
+        {
+            return Ok(last);
+        }
         Ok(
             read_value::<Option<LogId>>(&self.db, LOG_STATE, KEY_COMMITTED, "committed log id")
                 .map_err(|e| read_err(&e))?
@@ -342,6 +443,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             ));
         }
         let db = self.db.clone();
+        let committed = take_unwritten(&self.committed);
         blocking(move || {
             crash_point!("store::before-append");
             let tx = begin_write(&db)?;
@@ -350,6 +452,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 for (index, bytes) in &rows {
                     table.insert(*index, bytes.as_slice())?;
                 }
+            }
+            if let Some(committed) = &committed {
+                tx.open_table(LOG_STATE)?
+                    .insert(KEY_COMMITTED, committed.as_slice())?;
             }
             // Written into the transaction, not yet committed (nor fsynced).
             crash_point!("store::before-append-commit");
@@ -467,9 +573,23 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         // Applied in memory only: a crash here must be made good by re-applying the log.
         crash_point!("store::before-apply-commit");
-        write_value(&self.db, MACHINE, KEY_APPLIED, record)
-            .await
-            .map_err(|e| write_sm(&e))?;
+        let committed = take_unwritten(&self.committed);
+        let db = self.db.clone();
+        // Without fsync: see the module doc.
+        blocking(move || {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::None)?;
+            tx.open_table(MACHINE)?
+                .insert(KEY_APPLIED, record.as_slice())?;
+            if let Some(committed) = &committed {
+                tx.open_table(LOG_STATE)?
+                    .insert(KEY_COMMITTED, committed.as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| write_sm(&e))?;
         crash_point!("store::after-apply-commit");
         Ok(results)
     }
