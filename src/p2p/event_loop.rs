@@ -103,18 +103,7 @@ impl P2p {
                     .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
             })
             .map_err(|e| setup(&e))?
-            // Substreams negotiate with V1Lazy: a request goes out together with its protocol
-            // proposal instead of one round trip later (each Raft RPC opens a substream, so
-            // this is a round trip per RPC). The wire protocol is V1's. Its pitfall, nested
-            // negotiations on one substream, does not arise here: each substream negotiates
-            // once, and a dialer proposing several protocols (gossipsub) waits for the answer
-            // as with V1 until its last proposal.
-            .with_swarm_config(|c| {
-                c.with_idle_connection_timeout(config.idle_timeout)
-                    .with_substream_upgrade_protocol_override(
-                        libp2p::core::upgrade::Version::V1Lazy,
-                    )
-            })
+            .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
             .with_connection_timeout(config.dial_timeout)
             .build();
         swarm
