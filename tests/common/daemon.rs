@@ -116,10 +116,13 @@ impl Daemon {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The real docker CLI against this daemon, logged.
+    /// The real docker CLI against this daemon, logged. Bounded: a daemon that never answers
+    /// fails the test (exit 124/137 from `timeout`) instead of hanging it; `-k` because the Go
+    /// CLI ignores SIGTERM while it waits on some calls.
     pub fn docker(&self, args: &[&str]) -> Output {
-        let mut command = Command::new("docker");
+        let mut command = Command::new("timeout");
         command
+            .args(["-k", "5", "120", "docker"])
             .env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .args(args);
