@@ -271,6 +271,23 @@ fn t10_a_container_outlives_its_creator_and_is_found_again() {
         .parse()
         .unwrap();
     assert_ne!(ppid, std::process::id() as i64);
+    eprintln!("--- the helper supervises from a fresh image of the binary (its re-exec)");
+    let cmdline = std::fs::read(format!("/proc/{helper}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "swarm",
+            "__shim",
+            "--supervise",
+            &h.root().join(&id).display().to_string()
+        ],
+        "helper's command line"
+    );
     eprintln!("--- kill -9 of the helper does not take the container down");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(helper as i32),
@@ -323,4 +340,43 @@ fn t10_rlimits_above_the_callers_hard_limit_are_capped() {
     let (code, out, _) = h.run(&h.id("r"), &bundle);
     assert_eq!(code, 0);
     assert_eq!(out.trim(), caller_hard.min(1 << 20).to_string());
+}
+
+#[test]
+fn t10_a_supervisor_without_a_valid_handover_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    for (env, why) in [
+        (None, "no handover"),
+        (Some("{not json".to_string()), "garbage"),
+        (
+            Some(
+                r#"{"supervision":{"state_dir":"/elsewhere","stdio":"Null","log":{"max_size":1,"max_files":1}},"pid":1,"cgroup_path":"x","pidfd":0,"stdout":null,"stderr":null,"pty":null,"stdin":null,"attach":null}"#
+                    .to_string(),
+            ),
+            "another container's state dir",
+        ),
+        (
+            Some(format!(
+                r#"{{"supervision":{{"state_dir":"{state}","stdio":"Null","log":{{"max_size":1,"max_files":1}}}},"pid":1,"cgroup_path":"x","pidfd":977,"stdout":null,"stderr":null,"pty":null,"stdin":null,"attach":null}}"#
+            )),
+            "a descriptor that is not open",
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(common::SWARM);
+        cmd.args(["__shim", "--supervise", &state]).env_clear();
+        if let Some(env) = env {
+            cmd.env("SWARM_SUPERVISE", env);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{why}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("swarm helper:"),
+            "{why}: {out:?}"
+        );
+        assert!(
+            !dir.path().join("exit.json").exists(),
+            "{why}: nothing recorded"
+        );
+    }
 }

@@ -12,10 +12,12 @@
 //! container (whose output would otherwise back up into its pipes).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use super::error::{Context, Result};
 
@@ -78,6 +80,30 @@ pub struct AttachServer {
     clients: Vec<Client>,
 }
 
+/// An [`AttachServer`] as raw descriptors, to cross the helper's re-exec (see
+/// `shim::Handover`): the listener, and each client with what it sent but was not yet read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachFds {
+    pub listener: RawFd,
+    pub clients: Vec<ClientFds>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientFds {
+    pub fd: RawFd,
+    pub pending: Vec<u8>,
+    pub input_closed: bool,
+}
+
+impl AttachFds {
+    /// Every descriptor, listener first.
+    pub fn fds(&self) -> Vec<RawFd> {
+        std::iter::once(self.listener)
+            .chain(self.clients.iter().map(|c| c.fd))
+            .collect()
+    }
+}
+
 impl AttachServer {
     /// Listen on `<state_dir>/attach.sock`.
     pub fn bind(state_dir: &Path) -> Result<AttachServer> {
@@ -92,6 +118,38 @@ impl AttachServer {
             listener,
             clients: Vec::new(),
         })
+    }
+
+    /// The descriptors as they are (still owned by `self`).
+    pub fn raw_fds(&self) -> AttachFds {
+        AttachFds {
+            listener: self.listener.as_raw_fd(),
+            clients: self
+                .clients
+                .iter()
+                .map(|c| ClientFds {
+                    fd: c.stream.as_raw_fd(),
+                    pending: c.pending.clone(),
+                    input_closed: c.input_closed,
+                })
+                .collect(),
+        }
+    }
+
+    /// Serve again the descriptors another image of this process served (see [`AttachFds`]),
+    /// owned now: the listener, and each client with its unread input.
+    pub fn from_parts(listener: OwnedFd, clients: Vec<(OwnedFd, ClientFds)>) -> AttachServer {
+        AttachServer {
+            listener: UnixListener::from(listener),
+            clients: clients
+                .into_iter()
+                .map(|(fd, c)| Client {
+                    stream: UnixStream::from(fd),
+                    pending: c.pending,
+                    input_closed: c.input_closed,
+                })
+                .collect(),
+        }
     }
 
     pub fn listener_fd(&self) -> BorrowedFd<'_> {

@@ -21,7 +21,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +36,7 @@ use nix::unistd::{Pid, mkfifo, pipe2};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
-use super::attach::{AttachServer, Input};
+use super::attach::{AttachFds, AttachServer, Input};
 use super::cgroup::{self, ContainerCgroup};
 use super::channel::Channel;
 use super::error::{Context, Result, RuntimeError};
@@ -148,9 +148,166 @@ pub fn helper_main(socket: &Path) -> i32 {
     }
     let _ = channel.send(&ShimReport::Created { pid: started.pid });
     drop(channel);
+    let supervision = config.supervision();
+    drop(config);
+    // Returns only if the exec failed: then this image supervises, as it is.
+    let _ = reexec_supervisor(&supervision, &started);
     sys::release_free_memory();
-    let exit = supervise(&config, started, None);
-    match state::write_json_atomic(&config.state_dir.join(state::EXIT_FILE), &exit) {
+    let exit = supervise(&supervision, started, None);
+    match state::write_json_atomic(&supervision.state_dir.join(state::EXIT_FILE), &exit) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// The environment variable that carries the [`Handover`] across the re-exec.
+const HANDOVER_ENV: &str = "SWARM_SUPERVISE";
+/// `swarm __shim --supervise STATE_DIR`: the helper after its re-exec.
+pub const SUPERVISE_FLAG: &str = "--supervise";
+
+/// What supervising needs of the config: where the output goes, where the exit is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Supervision {
+    state_dir: PathBuf,
+    stdio: StdioMode,
+    log: LogConfig,
+}
+
+impl ShimConfig {
+    fn supervision(&self) -> Supervision {
+        Supervision {
+            state_dir: self.state_dir.clone(),
+            stdio: self.stdio.clone(),
+            log: self.log,
+        }
+    }
+}
+
+/// A running container as raw descriptors, from the creating image of the helper to the
+/// supervising one.
+///
+/// Why re-exec: creating a container leaves the helper with the pages of everything it took
+/// (the config and spec, libseccomp's compiler, the cgroup and mount code, a deep stack): about
+/// 380 kB of private memory that `malloc_trim` cannot give back, for the container's whole
+/// life, per container. A fresh image of the binary that only runs the supervise loop keeps a
+/// fraction of that (see docs/benchmarks.md, helper memory). The process (its pid, its child
+/// the container's init, its session) stays the same; only the memory is new.
+#[derive(Debug, Serialize, Deserialize)]
+struct Handover {
+    supervision: Supervision,
+    pid: i32,
+    cgroup_path: String,
+    pidfd: RawFd,
+    stdout: Option<RawFd>,
+    stderr: Option<RawFd>,
+    pty: Option<RawFd>,
+    stdin: Option<RawFd>,
+    attach: Option<AttachFds>,
+}
+
+impl Handover {
+    fn of(supervision: &Supervision, started: &Started) -> Handover {
+        Handover {
+            supervision: supervision.clone(),
+            pid: started.pid,
+            cgroup_path: started.cgroup.path().to_string(),
+            pidfd: started.pidfd.as_raw_fd(),
+            stdout: started.stdout.as_ref().map(|f| f.as_raw_fd()),
+            stderr: started.stderr.as_ref().map(|f| f.as_raw_fd()),
+            pty: started.pty.as_ref().map(|f| f.as_raw_fd()),
+            stdin: started.stdin.as_ref().map(|f| f.as_raw_fd()),
+            attach: started.attach.as_ref().map(AttachServer::raw_fds),
+        }
+    }
+
+    fn fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.pidfd];
+        fds.extend(
+            [self.stdout, self.stderr, self.pty, self.stdin]
+                .into_iter()
+                .flatten(),
+        );
+        fds.extend(self.attach.iter().flat_map(AttachFds::fds));
+        fds
+    }
+
+    /// Take the descriptors over (right after the exec that carried them, before anything
+    /// else in this image opened one). `None` if any is not open.
+    fn into_started(self) -> Option<Started> {
+        let adopt = sys::adopt_inherited_fd;
+        let optional = |fd: Option<RawFd>| fd.map(|fd| adopt(fd).ok_or(())).transpose().ok();
+        let attach = match self.attach {
+            Some(fds) => {
+                let listener = adopt(fds.listener)?;
+                let mut clients = Vec::new();
+                for client in fds.clients {
+                    clients.push((adopt(client.fd)?, client));
+                }
+                Some(AttachServer::from_parts(listener, clients))
+            }
+            None => None,
+        };
+        Some(Started {
+            pid: self.pid,
+            pidfd: adopt(self.pidfd)?,
+            cgroup: cgroup::open(&self.cgroup_path),
+            stdout: optional(self.stdout)?,
+            stderr: optional(self.stderr)?,
+            pty: optional(self.pty)?,
+            stdin: optional(self.stdin)?,
+            attach,
+        })
+    }
+}
+
+/// Replace this process's image with a fresh one of the binary that supervises `started`
+/// (`swarm __shim --supervise STATE_DIR`, the descriptors inherited, their numbers in
+/// `SWARM_SUPERVISE`). Returns only on failure, with every descriptor as it was.
+fn reexec_supervisor(supervision: &Supervision, started: &Started) -> Result<()> {
+    let handover = Handover::of(supervision, started);
+    let encoded = serde_json::to_string(&handover)
+        .map_err(|e| RuntimeError::Remote(format!("encode the handover: {e}")))?;
+    let cstring =
+        |s: String| std::ffi::CString::new(s).map_err(|e| RuntimeError::Remote(e.to_string()));
+    let args = [
+        cstring("swarm".into())?,
+        cstring("__shim".into())?,
+        cstring(SUPERVISE_FLAG.into())?,
+        cstring(supervision.state_dir.display().to_string())?,
+    ];
+    let env = [cstring(format!("{HANDOVER_ENV}={encoded}"))?];
+    let fds = handover.fds();
+    for &fd in &fds {
+        sys::set_cloexec(fd, false);
+    }
+    let error = nix::unistd::execve(c"/proc/self/exe", &args, &env).unwrap_err();
+    for &fd in &fds {
+        sys::set_cloexec(fd, true);
+    }
+    Err(RuntimeError::Remote(format!("re-exec the helper: {error}")))
+}
+
+/// Entry of `swarm __shim --supervise STATE_DIR`: the helper's second image. Takes over the
+/// container from the [`Handover`] and supervises it to its end. Returns the exit code.
+pub fn supervisor_main(state_dir: &Path) -> i32 {
+    let Some(handover) = std::env::var_os(HANDOVER_ENV)
+        .and_then(|v| serde_json::from_slice::<Handover>(v.as_encoded_bytes()).ok())
+    else {
+        eprintln!("swarm helper: no container to supervise");
+        return 2;
+    };
+    if handover.supervision.state_dir != state_dir {
+        eprintln!("swarm helper: handover is for another container");
+        return 2;
+    }
+    let supervision = handover.supervision.clone();
+    let Some(started) = handover.into_started() else {
+        eprintln!("swarm helper: the container's descriptors did not survive the re-exec");
+        return 2;
+    };
+    sys::release_free_memory();
+    let exit = supervise(&supervision, started, None);
+    match state::write_json_atomic(&supervision.state_dir.join(state::EXIT_FILE), &exit) {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -171,7 +328,7 @@ pub fn run_foreground(config: &ShimConfig) -> Result<ExitStatus> {
         cleanup_failed(config, started.cgroup.as_ref());
         return Err(e);
     }
-    let exit = supervise(config, started, Some(&signals));
+    let exit = supervise(&config.supervision(), started, Some(&signals));
     state::write_json_atomic(&config.state_dir.join(state::EXIT_FILE), &exit)?;
     Ok(exit)
 }
@@ -623,7 +780,7 @@ impl Sink {
 
 /// Pump output into the log, attached clients or the terminal until init exits; return how
 /// it ended.
-fn supervise(config: &ShimConfig, started: Started, signals: Option<&SignalFd>) -> ExitStatus {
+fn supervise(config: &Supervision, started: Started, signals: Option<&SignalFd>) -> ExitStatus {
     let mut sink = Sink {
         log: match config.stdio {
             StdioMode::Log => LogWriter::open(&config.state_dir.join(LOG_FILE), config.log).ok(),
