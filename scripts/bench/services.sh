@@ -26,10 +26,11 @@
 #      timed by a CLI: `docker service create` without --detach adds a 5 s "verify"
 #      window. Then `service rm`.
 #      These services stop with a grace period of 0 so that the untimed removals are short.
-#   2. memory with 50 tasks running: VmRSS of the daemons (swarm: the daemon; docker:
-#      dockerd + containerd) + PSS of the per-container helpers (the parent of each
-#      container's init: our `swarm` helper, Docker's containerd-shim-runc-v2). Both read
-#      once every helper runs. All-RSS sums are printed too.
+#   2. memory with 50 tasks running: the sum of PSS of the daemons (swarm: the daemon;
+#      docker: dockerd + containerd) and the per-container helpers (the parent of each
+#      container's init: our `swarm` helper, Docker's containerd-shim-runc-v2), read once
+#      every helper runs: each page counted once. Daemons RSS + helpers PSS and all-RSS
+#      sums are printed too.
 #   3. `service rm` of those 50 tasks (grace 0) until no container of the service is left.
 #   4. scale 10 -> 50 (POST /services/ID/update), until 50 run (40 new ones); then `service
 #      rm` with the default stop grace period (10 s; `sleep` as PID 1 ignores SIGTERM, so
