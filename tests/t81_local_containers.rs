@@ -326,6 +326,16 @@ fn t81_exec_in_a_running_container() {
         "sleep",
         "100",
     ]);
+    // `start` returns once the init is released (as runc's does), not once it has exec'd
+    // the command: wait (bounded) until PID 1 is `sleep`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.swarm(&["exec", "box", "cat", "/proc/1/comm"]).stdout != b"sleep\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PID 1 of the container never became sleep"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     eprintln!("--- exec runs in the container, as its user, with its exit code");
     let out = d.swarm(&[
