@@ -25,6 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::addressing::{self, NewNetwork};
+use super::ipam::Pool;
+use crate::types::network::{Network, NetworkAttachment};
 use crate::types::service::{RawJson, Service, ServiceSpec, Task, TaskState, TaskStatus};
 use crate::types::{
     ClusterInfo, CommandError, ManagerStatus, Node, NodeDescription, NodeRole, NodeSpec, NodeState,
@@ -48,6 +51,10 @@ pub struct State {
     pub services: BTreeMap<String, Service>,
     /// By task ID: every task of every service, history included.
     pub tasks: BTreeMap<String, Task>,
+    /// By network ID.
+    pub networks: BTreeMap<String, Network>,
+    /// Each network's address pool, by network ID (see `ipam.rs`).
+    pub pools: BTreeMap<String, Pool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,8 +170,13 @@ pub enum Command {
         reports: Vec<(String, TaskStatus)>,
     },
     /// The orchestrator forgets tasks (history beyond the retention limit, tasks of removed
-    /// services that have stopped).
+    /// services that have stopped). Their network addresses go back to the pools.
     RemoveTasks { ids: Vec<String> },
+    /// `network create`: the ID is the proposer's; the subnet, if not given, the pool's
+    /// first free one.
+    CreateNetwork { id: String, network: NewNetwork },
+    /// `network rm`: refused while a service or task uses it.
+    RemoveNetwork { id: String },
 }
 
 /// One change to one task; `None` leaves the field alone.
@@ -175,6 +187,8 @@ pub struct TaskChange {
     pub status: Option<TaskStatus>,
     pub desired_state: Option<TaskState>,
     pub attempt: Option<u64>,
+    /// The addresses the orchestrator chose when placing it (with `node_id`).
+    pub networks_attachments: Option<Vec<NetworkAttachment>>,
 }
 
 impl Command {
@@ -196,6 +210,8 @@ impl Command {
             Command::UpdateTasks { .. } => "update-tasks",
             Command::ReportTaskStatus { .. } => "report-task-status",
             Command::RemoveTasks { .. } => "remove-tasks",
+            Command::CreateNetwork { .. } => "create-network",
+            Command::RemoveNetwork { .. } => "remove-network",
         }
     }
 }
@@ -236,6 +252,11 @@ impl State {
                 .map(|spec| spec.name == name)
                 .unwrap_or(false)
         })
+    }
+
+    /// The network with this `Spec.Name`.
+    pub fn network_named(&self, name: &str) -> Option<&Network> {
+        self.networks.values().find(|n| n.spec.name == name)
     }
 
     fn require_cluster(&self) -> Result<&Cluster, CommandError> {
@@ -318,6 +339,13 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                 addr: manager_addr.clone(),
             });
             state.nodes.insert(node.id.clone(), node);
+            // Docker makes the ingress network at init; a pool with no room leaves it out.
+            if let Some((network, pool)) =
+                addressing::ingress_network(state, cluster_id, version, now)
+            {
+                state.pools.insert(network.id.clone(), pool);
+                state.networks.insert(network.id.clone(), network);
+            }
             Ok(version)
         }
 
@@ -477,7 +505,9 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             if state.service_named(&parsed.name).is_some() {
                 return Err(CommandError::ServiceExists { name: parsed.name });
             }
+            let change = addressing::service_endpoint(state, id, &parsed, None)?;
             let version = state.next_index();
+            state.pools = change.pools;
             state.services.insert(
                 id.clone(),
                 Service {
@@ -488,6 +518,7 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                     spec: spec.clone(),
                     previous_spec: None,
                     spec_version: 1,
+                    endpoint: change.endpoint,
                 },
             );
             Ok(version)
@@ -513,8 +544,12 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                     "renaming services is not supported".into(),
                 ));
             }
+            let change =
+                addressing::service_endpoint(state, id, &parsed, Some(&service.endpoint))?;
             let version = state.next_index();
+            state.pools = change.pools;
             let service = state.services.get_mut(id).expect("checked above");
+            service.endpoint = change.endpoint;
             service.previous_spec = Some(std::mem::replace(&mut service.spec, spec.clone()));
             service.spec_version += 1;
             touch(&mut service.version, &mut service.updated_at, version, now);
@@ -527,7 +562,9 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                 return Err(CommandError::ServiceNotFound { id: id.clone() });
             }
             let version = state.next_index();
-            state.services.remove(id);
+            if let Some(service) = state.services.remove(id) {
+                addressing::release_vips(&mut state.pools, &service.endpoint);
+            }
             for task in state.tasks.values_mut().filter(|t| &t.service_id == id) {
                 if task.desired_state != TaskState::Remove {
                     task.desired_state = TaskState::Remove;
@@ -556,7 +593,19 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             if tasks.is_empty() {
                 return Ok(state.current());
             }
+            let pools = if tasks.iter().any(|t| !t.networks_attachments.is_empty()) {
+                let mut pools = state.pools.clone();
+                for task in tasks {
+                    addressing::claim_task(&mut pools, &task.node_id, &task.networks_attachments)?;
+                }
+                Some(pools)
+            } else {
+                None
+            };
             let version = state.next_index();
+            if let Some(pools) = pools {
+                state.pools = pools;
+            }
             for task in tasks {
                 let mut task = task.clone();
                 task.version = version;
@@ -579,7 +628,27 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             if changed.is_empty() {
                 return Ok(state.current());
             }
+            let attaching: Vec<(&Task, &TaskChange)> = changed
+                .iter()
+                .filter(|c| c.networks_attachments.is_some())
+                .filter_map(|c| state.tasks.get(&c.id).map(|t| (t, *c)))
+                .collect();
+            let pools = if attaching.is_empty() {
+                None
+            } else {
+                let mut pools = state.pools.clone();
+                for (task, change) in attaching {
+                    let node = change.node_id.as_ref().unwrap_or(&task.node_id);
+                    addressing::release_task(&mut pools, &task.networks_attachments);
+                    let new = change.networks_attachments.as_deref().unwrap_or_default();
+                    addressing::claim_task(&mut pools, node, new)?;
+                }
+                Some(pools)
+            };
             let version = state.next_index();
+            if let Some(pools) = pools {
+                state.pools = pools;
+            }
             for change in changed {
                 if let Some(task) = state.tasks.get_mut(&change.id) {
                     change.apply_to(task);
@@ -623,8 +692,31 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             }
             let version = state.next_index();
             for id in ids {
-                state.tasks.remove(id);
+                if let Some(task) = state.tasks.remove(id) {
+                    addressing::release_task(&mut state.pools, &task.networks_attachments);
+                }
             }
+            Ok(version)
+        }
+
+        Command::CreateNetwork { id, network } => {
+            state.require_cluster()?;
+            let version = Version {
+                index: state.index + 1,
+            };
+            let (network, pool) = addressing::create_network(state, id, network, version, now)?;
+            state.next_index();
+            state.pools.insert(id.clone(), pool);
+            state.networks.insert(id.clone(), network);
+            Ok(version)
+        }
+
+        Command::RemoveNetwork { id } => {
+            state.require_cluster()?;
+            addressing::network_in_use(state, id)?;
+            let version = state.next_index();
+            state.networks.remove(id);
+            state.pools.remove(id);
             Ok(version)
         }
     }
@@ -640,6 +732,10 @@ impl TaskChange {
             })
             || self.desired_state.is_some_and(|d| d != task.desired_state)
             || self.attempt.is_some_and(|a| a != task.attempt)
+            || self
+                .networks_attachments
+                .as_ref()
+                .is_some_and(|a| *a != task.networks_attachments)
     }
 
     fn apply_to(&self, task: &mut Task) {
@@ -657,6 +753,9 @@ impl TaskChange {
         }
         if let Some(a) = self.attempt {
             task.attempt = a;
+        }
+        if let Some(a) = &self.networks_attachments {
+            task.networks_attachments = a.clone();
         }
     }
 }
@@ -790,7 +889,7 @@ mod tests {
         assert_eq!(c.info.spec.name, "default");
         assert_eq!(c.info.spec.raft.election_tick, 10);
         assert_eq!(c.info.default_addr_pool, vec!["198.19.0.0/17".to_owned()]);
-        assert_eq!(c.info.subnet_size, 24);
+        assert_eq!(c.info.subnet_size, 20);
         assert_eq!(c.info.data_path_port, 4789);
 
         let m1 = s.node("m1").unwrap();
