@@ -72,7 +72,7 @@ pub fn create_network(
             "network ID {id} is taken"
         )));
     }
-    if !crate::types::volume::valid_name(&new.name) {
+    if !crate::types::network::valid_name(&new.name) {
         return Err(CommandError::InvalidArgument(format!(
             "invalid network name {:?}: only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed",
             new.name
@@ -255,7 +255,8 @@ pub fn network_in_use(state: &State, id: &str) -> Result<(), CommandError> {
         let Ok(spec) = ServiceSpec::from_raw(&service.spec) else {
             continue;
         };
-        let publishes = network.spec.ingress && service.endpoint.ports.iter().any(|p| p.is_ingress());
+        let publishes =
+            network.spec.ingress && service.endpoint.ports.iter().any(|p| p.is_ingress());
         if publishes || spec.network_targets().contains(&id) {
             return Err(CommandError::NetworkInUse {
                 name,
@@ -263,14 +264,21 @@ pub fn network_in_use(state: &State, id: &str) -> Result<(), CommandError> {
             });
         }
     }
-    if let Some(task) = state.tasks.values().find(|t| {
-        t.networks_attachments
-            .iter()
-            .any(|a| a.network.id == id)
-    }) {
+    if let Some(task) = state
+        .tasks
+        .values()
+        .find(|t| t.networks_attachments.iter().any(|a| a.network.id == id))
+    {
         return Err(CommandError::NetworkInUse {
             name,
-            by: format!("task {}", task.name),
+            by: format!(
+                "task {}",
+                if task.name.is_empty() {
+                    &task.id
+                } else {
+                    &task.name
+                }
+            ),
         });
     }
     Ok(())
@@ -413,9 +421,9 @@ pub fn service_endpoint(
             endpoint.virtual_ips.push(kept.clone());
             continue;
         }
-        let pool = pools.get_mut(network_id).ok_or_else(|| {
-            CommandError::InvalidSpec(format!("network {network_id} not found"))
-        })?;
+        let pool = pools
+            .get_mut(network_id)
+            .ok_or_else(|| CommandError::InvalidSpec(format!("network {network_id} not found")))?;
         let addr = pool
             .allocate(VIPS)
             .map_err(|e| CommandError::InvalidSpec(e.to_string()))?;

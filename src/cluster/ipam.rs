@@ -344,10 +344,7 @@ mod tests {
             p.claim("n2", ip("198.19.16.10")),
             Err(IpamError::NotOwner { .. })
         ));
-        assert!(matches!(
-            p.claim("n5", got),
-            Err(IpamError::InUse { .. })
-        ));
+        assert!(matches!(p.claim("n5", got), Err(IpamError::InUse { .. })));
         assert!(matches!(
             p.claim("n5", ip("198.19.17.2")),
             Err(IpamError::OutOfSubnet { .. })

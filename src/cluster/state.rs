@@ -544,8 +544,7 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                     "renaming services is not supported".into(),
                 ));
             }
-            let change =
-                addressing::service_endpoint(state, id, &parsed, Some(&service.endpoint))?;
+            let change = addressing::service_endpoint(state, id, &parsed, Some(&service.endpoint))?;
             let version = state.next_index();
             state.pools = change.pools;
             let service = state.services.get_mut(id).expect("checked above");
@@ -1351,6 +1350,189 @@ mod tests {
             desired_state: TaskState::Running,
             ..Default::default()
         }
+    }
+
+    fn create_network(id: &str, name: &str, subnet: &str, gateway: &str) -> Command {
+        Command::CreateNetwork {
+            id: id.into(),
+            network: NewNetwork {
+                name: name.into(),
+                subnet: subnet.into(),
+                gateway: gateway.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn init_makes_the_ingress_network_and_networks_get_the_pools_free_subnets() {
+        let mut s = cluster_with_worker();
+        let ingress = s.network_named("ingress").expect("ingress").clone();
+        assert!(ingress.spec.ingress);
+        assert_eq!(ingress.subnet(), "198.19.0.0/20");
+        assert_eq!(ingress.gateway(), "198.19.0.1");
+        assert_eq!(ingress.id, addressing::ingress_id("cluster1"));
+        assert_eq!(ingress.version.index, 1, "made by the init command");
+
+        let v = apply(&mut s, &create_network("n1", "front", "", ""), at(2)).unwrap();
+        let front = &s.networks["n1"];
+        assert_eq!(front.version, v);
+        assert_eq!(
+            (front.subnet(), front.gateway()),
+            ("198.19.16.0/20", "198.19.16.1")
+        );
+        assert_eq!(front.spec.driver_configuration.name, "overlay");
+        assert_eq!(front.spec.scope, "swarm");
+        assert_eq!(s.pools["n1"].network, "front");
+        // Outside the pool is fine, overlapping is not.
+        apply(
+            &mut s,
+            &create_network("n2", "back", "198.19.200.0/24", "198.19.200.254"),
+            at(3),
+        )
+        .unwrap();
+        assert_eq!(s.networks["n2"].gateway(), "198.19.200.254");
+        let cases = [
+            (
+                create_network("n3", "front", "", ""),
+                "network with name front already exists",
+            ),
+            (
+                create_network("n3", "x", "198.19.20.0/24", ""),
+                "overlaps network front's subnet 198.19.16.0/20",
+            ),
+            (
+                create_network("n3", "x", "198.19.64.0/25", ""),
+                "must be /16 to /24",
+            ),
+            (
+                create_network("n3", "x", "198.18.0.0/15", ""),
+                "must be /16 to /24",
+            ),
+            (
+                create_network("n3", "x", "198.19.64.1/24", ""),
+                "host bits zero",
+            ),
+            (
+                create_network("n3", "x", "fd00::/64", ""),
+                "IPv6 is not supported",
+            ),
+            (
+                create_network("n3", "x", "198.19.64.0/24", "198.19.65.1"),
+                "not a host address",
+            ),
+            (create_network("n3", "x y", "", ""), "invalid network name"),
+            (create_network("n1", "x", "", ""), "is taken"),
+        ];
+        for (command, want) in cases {
+            let e = refused(&mut s, command);
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        // Pool full: 198.19.0.0/17 holds eight /20s; ingress and front took two.
+        for i in 0..6 {
+            apply(
+                &mut s,
+                &create_network(&format!("f{i}"), &format!("fill{i}"), "", ""),
+                at(4),
+            )
+            .unwrap();
+        }
+        let e = refused(&mut s, create_network("n9", "more", "", ""));
+        assert!(e.to_string().contains("no free /20 subnet"), "{e}");
+        apply(&mut s, &Command::RemoveNetwork { id: "f0".into() }, at(5)).unwrap();
+        assert_eq!(
+            refused(&mut s, Command::RemoveNetwork { id: "f0".into() }),
+            CommandError::NetworkNotFound { id: "f0".into() }
+        );
+        apply(&mut s, &create_network("n9", "more", "", ""), at(6)).unwrap();
+        assert_eq!(
+            s.networks["n9"].subnet(),
+            "198.19.32.0/20",
+            "the freed subnet again"
+        );
+    }
+
+    #[test]
+    fn services_attached_to_a_network_hold_it_and_get_a_vip() {
+        let mut s = cluster_with_worker();
+        apply(&mut s, &create_network("n1", "front", "", ""), at(2)).unwrap();
+        let mut spec = service_spec("web", 1).value();
+        spec["TaskTemplate"]["Networks"] = serde_json::json!([{"Target": "n1"}]);
+        let create = Command::CreateService {
+            id: "s1".into(),
+            spec: RawJson::from_value(&spec),
+        };
+        apply(&mut s, &create, at(3)).unwrap();
+        assert_eq!(
+            s.services["s1"].endpoint.virtual_ips[0].addr,
+            "198.19.16.2/20"
+        );
+        assert_eq!(
+            refused(&mut s, Command::RemoveNetwork { id: "n1".into() }).to_string(),
+            "network front is in use by service web"
+        );
+        let mut unknown = service_spec("other", 1).value();
+        unknown["TaskTemplate"]["Networks"] = serde_json::json!([{"Target": "nope"}]);
+        let e = refused(
+            &mut s,
+            Command::CreateService {
+                id: "s2".into(),
+                spec: RawJson::from_value(&unknown),
+            },
+        );
+        assert_eq!(e.to_string(), "network nope not found");
+
+        // A task's addresses are claimed with its node and freed when it is forgotten.
+        let attachment = crate::types::network::NetworkAttachment {
+            network: s.networks["n1"].clone(),
+            addresses: vec!["198.19.16.66/26".into()],
+        };
+        let mut t = task("t1", "s1", 1);
+        t.networks_attachments = vec![attachment.clone()];
+        let unplaced = Command::CreateTasks {
+            tasks: vec![t.clone()],
+        };
+        assert!(
+            refused(&mut s, unplaced)
+                .to_string()
+                .contains("together with its node")
+        );
+        t.node_id = "w1".into();
+        apply(
+            &mut s,
+            &Command::CreateTasks {
+                tasks: vec![t.clone()],
+            },
+            at(4),
+        )
+        .unwrap();
+        let ip = "198.19.16.66".parse().unwrap();
+        assert_eq!(s.pools["n1"].owner_of(ip), Some("w1"));
+        let mut twice = task("t2", "s1", 2);
+        twice.node_id = "w1".into();
+        twice.networks_attachments = vec![attachment];
+        assert!(
+            refused(&mut s, Command::CreateTasks { tasks: vec![twice] })
+                .to_string()
+                .contains("already in use")
+        );
+        apply(&mut s, &Command::RemoveService { id: "s1".into() }, at(5)).unwrap();
+        assert_eq!(
+            refused(&mut s, Command::RemoveNetwork { id: "n1".into() }).to_string(),
+            "network front is in use by task t1",
+            "a task that may still run holds it"
+        );
+        apply(
+            &mut s,
+            &Command::RemoveTasks {
+                ids: vec!["t1".into()],
+            },
+            at(6),
+        )
+        .unwrap();
+        assert!(!s.pools["n1"].in_use(ip));
+        apply(&mut s, &Command::RemoveNetwork { id: "n1".into() }, at(7)).unwrap();
+        assert!(s.pools.get("n1").is_none());
     }
 
     #[test]

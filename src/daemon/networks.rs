@@ -111,7 +111,7 @@ fn check_create(r: &NetworkCreateRequest) -> Result<NewNetwork, ApiError> {
     if r.name.trim().is_empty() {
         return bad("a network needs a name".into());
     }
-    if !crate::types::volume::valid_name(&r.name) {
+    if !crate::types::network::valid_name(&r.name) {
         return bad(format!(
             "invalid network name {:?}: only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed",
             r.name
@@ -127,7 +127,11 @@ fn check_create(r: &NetworkCreateRequest) -> Result<NewNetwork, ApiError> {
     }
     match r.scope.as_str() {
         "" | "swarm" => {}
-        other => return bad(format!("scope {other} not supported: networks are swarm-scoped")),
+        other => {
+            return bad(format!(
+                "scope {other} not supported: networks are swarm-scoped"
+            ));
+        }
     }
     if r.enable_ipv6 == Some(true) {
         return bad("IPv6 networks are not supported".into());
@@ -270,7 +274,9 @@ pub fn resolve_service_networks(state: &State, spec: &mut Value) -> Result<(), A
         .entry("TaskTemplate")
         .or_insert_with(|| json!({}))
         .as_object_mut()
-        .ok_or_else(|| ApiError::bad_request("invalid service spec: TaskTemplate is not an object"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid service spec: TaskTemplate is not an object")
+        })?;
     let inner = template.get("Networks").filter(|v| !v.is_null()).cloned();
     let list = match (inner, top) {
         (Some(inner), Some(top))

@@ -642,10 +642,13 @@ impl<'s, 'd> Pass<'s, 'd> {
             let mut placer = scheduler.for_service(&service.id, &job.requirements);
             for &task in &job.pending {
                 let on = (!task.node_id.is_empty()).then_some(task.node_id.as_str());
-                let placed = placer.place(on).map_err(|e| e.to_string()).and_then(|node| {
-                    let addresses = attach(&mut self.pools, state, node, &job.networks)?;
-                    Ok((node, addresses))
-                });
+                let placed = placer
+                    .place(on)
+                    .map_err(|e| e.to_string())
+                    .and_then(|node| {
+                        let addresses = attach(&mut self.pools, state, node, &job.networks)?;
+                        Ok((node, addresses))
+                    });
                 match placed {
                     Ok((node, addresses)) => {
                         let change = self.change(task);
@@ -668,10 +671,13 @@ impl<'s, 'd> Pass<'s, 'd> {
             }
             for task in &mut job.created {
                 let on = (!task.node_id.is_empty()).then_some(task.node_id.as_str());
-                let placed = placer.place(on).map_err(|e| e.to_string()).and_then(|node| {
-                    let addresses = attach(&mut self.pools, state, node, &job.networks)?;
-                    Ok((node, addresses))
-                });
+                let placed = placer
+                    .place(on)
+                    .map_err(|e| e.to_string())
+                    .and_then(|node| {
+                        let addresses = attach(&mut self.pools, state, node, &job.networks)?;
+                        Ok((node, addresses))
+                    });
                 match placed {
                     Ok((node, addresses)) => {
                         task.node_id = node.to_owned();

@@ -27,6 +27,17 @@ pub const INGRESS_NAME: &str = "ingress";
 pub const MIN_PREFIX: u8 = 16;
 pub const MAX_PREFIX: u8 = 24;
 
+/// Network names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 255 characters.
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 255
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[1..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// A swarm network (`swarm.Network`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -461,7 +472,10 @@ mod tests {
         let n = spec.normalized().unwrap();
         assert_eq!(n.mode, "vip");
         assert_eq!(
-            (n.ports[0].protocol.as_str(), n.ports[0].publish_mode.as_str()),
+            (
+                n.ports[0].protocol.as_str(),
+                n.ports[0].publish_mode.as_str()
+            ),
             ("tcp", "ingress")
         );
         assert_eq!(n.ports[1].publish_mode, "host");
@@ -505,7 +519,10 @@ mod tests {
             },
             ..Default::default()
         };
-        assert_eq!(codec::decode::<Network>(&codec::encode(&n).unwrap()).unwrap(), n);
+        assert_eq!(
+            codec::decode::<Network>(&codec::encode(&n).unwrap()).unwrap(),
+            n
+        );
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["IPAMOptions"]["Configs"][0]["Subnet"], "198.19.16.0/20");
         let r = serde_json::to_value(NetworkResource::of(&n, vec![])).unwrap();
