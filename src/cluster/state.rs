@@ -1741,6 +1741,9 @@ mod tests {
                 retention: i64,
             },
             Rotate(NodeRole, u8),
+            /// A network named `net{i}`, with a subnet from the pool (`None`) or a /24.
+            Network(u8, Option<u8>),
+            RemoveNetwork(u8),
         }
 
         fn role() -> impl Strategy<Value = NodeRole> {
@@ -1787,6 +1790,8 @@ mod tests {
                     .prop_map(|(i, m)| Step::Manager(i, m)),
                 1 => (any::<bool>(), 0i64..10).prop_map(|(stale, retention)| Step::Cluster { stale, retention }),
                 1 => (role(), 0u8..3).prop_map(|(r, h)| Step::Rotate(r, h)),
+                2 => (0u8..4, proptest::option::of(0u8..3)).prop_map(|(i, s)| Step::Network(i, s)),
+                1 => (0u8..4).prop_map(Step::RemoveNetwork),
             ]
         }
 
@@ -1853,6 +1858,18 @@ mod tests {
                     role: *role,
                     new_hash: format!("hash{h}"),
                 },
+                Step::Network(i, subnet) => Command::CreateNetwork {
+                    id: format!("net{i}"),
+                    network: NewNetwork {
+                        name: format!("net{i}"),
+                        subnet: subnet
+                            .map_or(String::new(), |s| format!("198.19.{}.0/24", 200 + s)),
+                        ..Default::default()
+                    },
+                },
+                Step::RemoveNetwork(i) => Command::RemoveNetwork {
+                    id: format!("net{i}"),
+                },
             }
         }
 
@@ -1895,6 +1912,18 @@ mod tests {
                             prop_assert_eq!(node.version.index, a.index, "{} changed without a new version", node.id);
                         }
                     }
+                    for network in a.networks.values() {
+                        prop_assert!(a.pools.contains_key(&network.id), "a network without a pool");
+                        if before.networks.get(&network.id) != Some(network) {
+                            prop_assert_eq!(network.version.index, a.index);
+                        }
+                        let subnet = crate::types::network::Cidr::parse(network.subnet()).unwrap();
+                        for other in a.networks.values().filter(|o| o.id != network.id) {
+                            let o = crate::types::network::Cidr::parse(other.subnet()).unwrap();
+                            prop_assert!(!subnet.overlaps(o), "{} overlaps {}", subnet, o);
+                        }
+                    }
+                    prop_assert_eq!(a.networks.len(), a.pools.len());
                     if let Some(c) = &a.cluster {
                         prop_assert!(c.info.version.index <= a.index);
                         prop_assert!(a.manager_count() >= 1, "a cluster without a manager");

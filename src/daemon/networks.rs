@@ -50,9 +50,11 @@ impl SwarmPlane {
         }) {
             return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
         }
-        let Ok((_, state)) = self.read(false).await else {
+        // Not a manager (outside a swarm, or a worker): no swarm networks to show.
+        if self.manager().is_err() {
             return Ok(Vec::new());
-        };
+        }
+        let (_, state) = self.read(false).await?;
         Ok(state
             .networks
             .values()
