@@ -393,6 +393,85 @@ fn t10_networks_and_endpoints_with_the_docker_cli() {
         assert_ne!(ip(addr), Ipv4Addr::new(198, 19, 64, 2), "not the VIP");
     }
 
+    if let Some(old) = clients.get(1) {
+        eprintln!("--- {old}: service create --network --publish, service inspect");
+        let docker = Docker {
+            bin: old.clone(),
+            d: &d,
+        };
+        docker.ok(&[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "old",
+            "--replicas",
+            "0",
+            "--network",
+            "front1",
+            "-p",
+            "8081:80",
+            "busybox:test",
+            "sleep",
+            "3600",
+        ]);
+        let inspect: Value =
+            serde_json::from_str(&docker.ok(&["service", "inspect", "old"])).unwrap();
+        let endpoint = &inspect[0]["Endpoint"];
+        assert_eq!(endpoint["Ports"][0]["PublishedPort"], 8081, "{endpoint}");
+        assert_eq!(
+            endpoint["VirtualIPs"].as_array().map(Vec::len),
+            Some(2),
+            "{endpoint}"
+        );
+        docker.ok(&["service", "rm", "old"]);
+    }
+
+    eprintln!("--- our CLI: service create --endpoint-mode dnsrr --network -p mode=host,…");
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "rr",
+        "--replicas",
+        "0",
+        "--network",
+        "front0",
+        "--endpoint-mode",
+        "dnsrr",
+        "-p",
+        "mode=host,9100:91/udp",
+        "busybox:test",
+        "sleep",
+        "1",
+    ]);
+    let rr = api.get_ok("/services/rr");
+    assert_eq!(rr["Endpoint"]["Spec"]["Mode"], "dnsrr");
+    assert_eq!(rr["Endpoint"]["VirtualIPs"], json!([]), "dnsrr: no VIP");
+    assert_eq!(
+        rr["Endpoint"]["Ports"],
+        json!([{"Name": "", "Protocol": "udp", "TargetPort": 91, "PublishedPort": 9100, "PublishMode": "host"}])
+    );
+    let bad = d.swarm(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "rr2",
+        "--endpoint-mode",
+        "dnsrr",
+        "-p",
+        "80",
+        "busybox:test",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("port published with ingress mode can't be used with dnsrr mode"),
+        "{}",
+        stderr(&bad)
+    );
+
     eprintln!("--- port conflicts, networks in use");
     let e = docker.err(&[
         "service",
@@ -441,7 +520,7 @@ fn t10_networks_and_endpoints_with_the_docker_cli() {
     );
 
     eprintln!("--- service rm: the tasks go, then their addresses, then the network may go");
-    docker.ok(&["service", "rm", "web", "auto"]);
+    docker.ok(&["service", "rm", "web", "auto", "rr"]);
     wait_until("web's tasks forgotten", CONVERGE, || {
         tasks(&api, "web").is_empty().then_some(())
     });

@@ -19,7 +19,10 @@
 //!   concurrency); a command that would change nothing (a repeated status report) is accepted
 //!   and leaves the index alone;
 //! * once initialised, the cluster always has at least one node whose `Spec.Role` is manager;
-//! * join tokens are kept only as hashes; the plaintext never enters the log.
+//! * join tokens are kept only as hashes; the plaintext never enters the log;
+//! * the addresses in use in the network pools are exactly those the tasks and the services'
+//!   VIPs hold, each held once, in a block of its holder (`addressing.rs`; checked by the
+//!   orchestrator's property test); networks' subnets never overlap.
 
 use std::collections::{BTreeMap, BTreeSet};
 
