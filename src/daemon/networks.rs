@@ -329,3 +329,192 @@ pub fn resolve_service_networks(state: &State, spec: &mut Value) -> Result<(), A
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::network::{IpamConfigRequest, IpamRequest, NetworkSpec};
+
+    fn state_with(networks: &[(&str, &str)]) -> State {
+        let mut state = State::default();
+        for (id, name) in networks {
+            state.networks.insert(
+                id.to_string(),
+                Network {
+                    id: id.to_string(),
+                    spec: NetworkSpec {
+                        name: name.to_string(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            );
+        }
+        state
+    }
+
+    #[test]
+    fn t10_service_networks_resolve_to_ids_and_the_old_field_folds_in() {
+        let state = state_with(&[("aaaa1111", "front"), ("bbbb2222", "back")]);
+        let mut spec = json!({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"},
+            "Networks": [{"Target": "front", "Aliases": ["w"]}, {"Target": "bbbb"}]}});
+        resolve_service_networks(&state, &mut spec).unwrap();
+        assert_eq!(
+            spec["TaskTemplate"]["Networks"],
+            json!([{"Target": "aaaa1111", "Aliases": ["w"]}, {"Target": "bbbb2222"}])
+        );
+        let mut old = json!({"Name": "web", "Networks": [{"Target": "back"}],
+            "TaskTemplate": {"ContainerSpec": {"Image": "x"}}});
+        resolve_service_networks(&state, &mut old).unwrap();
+        assert!(old.get("Networks").is_none());
+        assert_eq!(
+            old["TaskTemplate"]["Networks"],
+            json!([{"Target": "bbbb2222"}])
+        );
+        let mut none = json!({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"}}});
+        resolve_service_networks(&state, &mut none).unwrap();
+        assert!(none["TaskTemplate"].get("Networks").is_none());
+    }
+
+    #[test]
+    fn t10_unknown_repeated_or_doubly_given_networks_are_a_400_naming_them() {
+        let state = state_with(&[("aaaa1111", "front")]);
+        let cases = [
+            (
+                json!({"TaskTemplate": {"Networks": [{"Target": "nope"}]}}),
+                "network nope not found",
+            ),
+            (
+                json!({"TaskTemplate": {"Networks": [{"Target": "front"}, {"Target": "aaaa1111"}]}}),
+                "network front is attached more than once",
+            ),
+            (
+                json!({"Networks": [{"Target": "front"}],
+                       "TaskTemplate": {"Networks": [{"Target": "front"}]}}),
+                "not both",
+            ),
+            (
+                json!({"TaskTemplate": {"Networks": {"Target": "front"}}}),
+                "not a list",
+            ),
+        ];
+        for (mut spec, want) in cases {
+            let e = resolve_service_networks(&state, &mut spec).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400);
+            assert!(e.message.contains(want), "{}: {}", spec, e.message);
+        }
+    }
+
+    #[test]
+    fn t10_create_requests_refuse_what_swarm_networks_lack() {
+        let ok = |r: NetworkCreateRequest| check_create(&r).unwrap();
+        let n = ok(NetworkCreateRequest {
+            name: "front".into(),
+            driver: "overlay".into(),
+            attachable: true,
+            ipam: Some(IpamRequest {
+                driver: "default".into(),
+                config: vec![IpamConfigRequest {
+                    subnet: "198.19.64.0/24".into(),
+                    gateway: "198.19.64.254".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            (n.subnet.as_str(), n.gateway.as_str(), n.attachable),
+            ("198.19.64.0/24", "198.19.64.254", true)
+        );
+        let base = || NetworkCreateRequest {
+            name: "n".into(),
+            ..Default::default()
+        };
+        let with_config = |c: IpamConfigRequest| NetworkCreateRequest {
+            ipam: Some(IpamRequest {
+                config: vec![c],
+                ..Default::default()
+            }),
+            ..base()
+        };
+        let cases = [
+            (
+                NetworkCreateRequest {
+                    driver: "bridge".into(),
+                    ..base()
+                },
+                "driver bridge not supported",
+            ),
+            (
+                NetworkCreateRequest {
+                    name: String::new(),
+                    ..base()
+                },
+                "needs a name",
+            ),
+            (
+                NetworkCreateRequest {
+                    scope: "local".into(),
+                    ..base()
+                },
+                "scope local not supported",
+            ),
+            (
+                NetworkCreateRequest {
+                    enable_ipv6: Some(true),
+                    ..base()
+                },
+                "IPv6",
+            ),
+            (
+                NetworkCreateRequest {
+                    internal: true,
+                    ..base()
+                },
+                "internal",
+            ),
+            (
+                NetworkCreateRequest {
+                    options: [("encrypted".to_string(), String::new())].into(),
+                    ..base()
+                },
+                "driver option encrypted",
+            ),
+            (
+                with_config(IpamConfigRequest {
+                    subnet: "198.19.64.0/24".into(),
+                    ip_range: "198.19.64.0/25".into(),
+                    ..Default::default()
+                }),
+                "--ip-range is not supported",
+            ),
+            (
+                with_config(IpamConfigRequest {
+                    subnet: "fd00::/64".into(),
+                    ..Default::default()
+                }),
+                "IPv6",
+            ),
+            (
+                with_config(IpamConfigRequest {
+                    gateway: "198.19.64.1".into(),
+                    ..Default::default()
+                }),
+                "--gateway needs --subnet",
+            ),
+            (
+                with_config(IpamConfigRequest {
+                    subnet: "198.19.64.0/26".into(),
+                    ..Default::default()
+                }),
+                "/16 to /24",
+            ),
+        ];
+        for (request, want) in cases {
+            let e = check_create(&request).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400);
+            assert!(e.message.contains(want), "{request:?}: {}", e.message);
+        }
+    }
+}

@@ -12,7 +12,9 @@
 //!                         backoff), in the same slot, keeping the slot's history
 //!                 trim:   history beyond the retention limit
 //!        ──▶ 3. tasks of removed services: forgotten once they have stopped
-//!        ──▶ 4. scheduler: a node for every task still pending (new ones included)
+//!        ──▶ 4. scheduler: a node for every task still pending (new ones included),
+//!                 and an address on each of its networks from that node's blocks
+//!                 (`cluster::addressing::attach`); a full network leaves it pending
 //!        ──▶ UpdateTasks (retire, orphan, assign) · CreateTasks · RemoveTasks
 //! ```
 //!
