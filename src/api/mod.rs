@@ -19,6 +19,7 @@ pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod server;
 pub mod services;
 pub mod swarm;

@@ -214,6 +214,25 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         filters: std::collections::BTreeMap<String, Vec<String>>,
     ) -> impl Future<Output = Reply<crate::types::volume::VolumePruneResponse>> + Send;
+    /// `{"Id", "Warning"}`.
+    fn network_create(
+        &self,
+        request: crate::types::network::NetworkCreateRequest,
+    ) -> impl Future<Output = Reply<serde_json::Value>> + Send;
+    fn network_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> impl Future<Output = Reply<Vec<crate::types::network::NetworkResource>>> + Send;
+    fn network_inspect(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Reply<crate::types::network::NetworkResource>> + Send;
+    fn network_remove(&self, id: String) -> impl Future<Output = Reply<()>> + Send;
+    /// `{"NetworksDeleted": [names]}`.
+    fn network_prune(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> impl Future<Output = Reply<serde_json::Value>> + Send;
     /// Frames of a service's or task's logs gathered from the nodes (multiplexed stream).
     fn service_logs(
         &self,
@@ -288,6 +307,13 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .route(
             "/volumes/{name}",
             get(super::volumes::inspect::<B>).delete(super::volumes::remove::<B>),
+        )
+        .route("/networks", get(super::networks::list::<B>))
+        .route("/networks/create", post(super::networks::create::<B>))
+        .route("/networks/prune", post(super::networks::prune::<B>))
+        .route(
+            "/networks/{id}",
+            get(super::networks::inspect::<B>).delete(super::networks::remove::<B>),
         )
         .route(
             "/__unsupported_version/{version}",

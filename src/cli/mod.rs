@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod daemon;
 pub mod image;
 pub mod login;
+pub mod network;
 pub mod node;
 pub mod runtime;
 pub mod service;
@@ -66,6 +67,8 @@ pub enum Command {
     Leave(swarm::LeaveArgs),
     /// Manage the swarm's nodes: ls, inspect, update, promote, demote, rm.
     Node(node::NodeArgs),
+    /// Manage the swarm's networks: create, ls, inspect, rm, prune.
+    Network(network::NetworkArgs),
     /// Manage services: create, ls, ps, inspect, scale, rm.
     Service(service::ServiceArgs),
     /// Manage this node's named volumes: create, ls, inspect, rm, prune.
@@ -172,6 +175,7 @@ fn with_client(host: Option<&str>, command: Command) -> anyhow::Result<i32> {
             Command::JoinToken(args) => swarm::join_token(&client, args).await,
             Command::Leave(args) => swarm::leave(&client, args).await,
             Command::Node(args) => node::run(&client, args).await,
+            Command::Network(args) => network::run(&client, args).await,
             Command::Service(args) => service::run(&client, args).await,
             Command::Volume(args) => volume::run(&client, args).await,
             Command::Login(args) => login::login(&client, args).await,

@@ -151,6 +151,16 @@ pub struct CreateArgs {
     mount: Vec<String>,
     #[arg(long)]
     read_only: bool,
+    /// A network to attach the tasks to, by name or ID (repeatable).
+    #[arg(long = "network")]
+    network: Vec<String>,
+    /// [published:]target[/protocol], or published=N,target=N[,protocol=tcp|udp|sctp][,mode=ingress|host]
+    /// (repeatable; no published port: one is assigned from 30000-32767).
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// vip (a virtual IP per network) or dnsrr (none).
+    #[arg(long)]
+    endpoint_mode: Option<String>,
     /// Return at once instead of following the tasks until they converge.
     #[arg(short, long)]
     detach: bool,
@@ -381,6 +391,10 @@ fn spec_of(a: &CreateArgs) -> Result<Value> {
     }
 
     let mut template = json!({"ContainerSpec": container, "ForceUpdate": 0});
+    if !a.network.is_empty() {
+        let networks: Vec<Value> = a.network.iter().map(|n| json!({"Target": n})).collect();
+        template["Networks"] = Value::Array(networks);
+    }
     let cpus = |c: f64| (c * 1e9) as i64;
     let mut limits = serde_json::Map::new();
     if let Some(c) = a.limit_cpu {
@@ -453,7 +467,86 @@ fn spec_of(a: &CreateArgs) -> Result<Value> {
     if let Some(s) = &a.strategy {
         spec["Strategy"] = json!(s);
     }
+    if !a.publish.is_empty() || a.endpoint_mode.is_some() {
+        let ports: Result<Vec<Value>> = a.publish.iter().map(|p| parse_publish(p)).collect();
+        spec["EndpointSpec"] = json!({
+            "Mode": a.endpoint_mode.clone().unwrap_or_else(|| "vip".into()),
+            "Ports": ports?,
+        });
+    }
     Ok(spec)
+}
+
+/// `--publish`: `8080:80`, `8080:80/udp`, `80` (published port assigned), or the long form
+/// `published=8080,target=80,protocol=tcp,mode=host`; the two mix (`mode=host,8080:80`).
+pub fn parse_publish(text: &str) -> Result<Value> {
+    let bad = |why: &str| anyhow::anyhow!("invalid --publish {text:?}: {why}");
+    let number = |v: &str, what: &str| -> Result<u32> {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 65535)
+            .ok_or_else(|| bad(&format!("{what} {v:?} is not a port number")))
+    };
+    let (mut published, mut target, mut protocol, mut mode) =
+        (0, 0, "tcp".to_owned(), "ingress".to_owned());
+    for field in text.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match field.split_once('=') {
+            Some((k, v)) => match k.trim() {
+                "published" => published = number(v, "published port")?,
+                "target" => target = number(v, "target port")?,
+                "protocol" => protocol = v.trim().to_owned(),
+                "mode" => mode = v.trim().to_owned(),
+                other => return Err(bad(&format!("unknown field {other:?}"))),
+            },
+            None => {
+                let (ports, proto) = field.split_once('/').unwrap_or((field, ""));
+                if !proto.is_empty() {
+                    protocol = proto.to_owned();
+                }
+                match ports.split_once(':') {
+                    Some((p, t)) => {
+                        published = number(p, "published port")?;
+                        target = number(t, "target port")?;
+                    }
+                    None => target = number(ports, "target port")?,
+                }
+            }
+        }
+    }
+    if target == 0 {
+        return Err(bad("a target port is required"));
+    }
+    if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad("protocol must be tcp, udp or sctp"));
+    }
+    if !matches!(mode.as_str(), "ingress" | "host") {
+        return Err(bad("mode must be ingress or host"));
+    }
+    Ok(
+        json!({"Protocol": protocol, "TargetPort": target, "PublishedPort": published, "PublishMode": mode}),
+    )
+}
+
+/// Docker's PORTS column: `*:8080->80/tcp`, one per published port.
+fn ports_column(service: &Value) -> String {
+    service["Endpoint"]["Ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "*:{}->{}/{}",
+                        p["PublishedPort"].as_u64().unwrap_or(0),
+                        p["TargetPort"].as_u64().unwrap_or(0),
+                        p["Protocol"].as_str().unwrap_or("tcp")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 async fn create(client: &ApiClient, args: CreateArgs) -> Result<i32> {
@@ -608,7 +701,7 @@ async fn ls(client: &ApiClient, quiet: bool, filter: &[String]) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mut rows: Vec<[String; 5]> = services
+    let mut rows: Vec<[String; 6]> = services
         .iter()
         .map(|s| {
             let spec = &s["Spec"];
@@ -633,11 +726,12 @@ async fn ls(client: &ApiClient, quiet: bool, filter: &[String]) -> Result<i32> {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
+                ports_column(s),
             ]
         })
         .collect();
     rows.sort_by(|a, b| a[1].cmp(&b[1]));
-    print_table(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE"], &rows);
+    print_table(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"], &rows);
     Ok(0)
 }
 
@@ -761,6 +855,10 @@ async fn inspect(client: &ApiClient, pretty: bool, services: &[String]) -> Resul
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(0);
     }
+    let networks: Vec<crate::types::network::NetworkResource> =
+        client.get("/networks").await.unwrap_or_default();
+    let network_names: BTreeMap<String, String> =
+        networks.into_iter().map(|n| (n.id, n.name)).collect();
     for (i, s) in all.iter().enumerate() {
         if i > 0 {
             println!();
@@ -814,6 +912,50 @@ async fn inspect(client: &ApiClient, pretty: bool, services: &[String]) -> Resul
                 }
             }
         }
+        if let Some(networks) = spec["TaskTemplate"]["Networks"]
+            .as_array()
+            .filter(|n| !n.is_empty())
+        {
+            let names: Vec<String> = networks
+                .iter()
+                .map(|n| {
+                    let id = n["Target"].as_str().unwrap_or_default();
+                    network_names
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| id.to_owned())
+                })
+                .collect();
+            println!("Networks:\t{}", names.join(" "));
+        }
+        let endpoint = &s["Endpoint"];
+        println!(
+            "Endpoint Mode:\t{}",
+            endpoint["Spec"]["Mode"].as_str().unwrap_or("vip")
+        );
+        if let Some(ports) = endpoint["Ports"].as_array().filter(|p| !p.is_empty()) {
+            println!("Ports:");
+            for p in ports {
+                println!(
+                    " PublishedPort = {}",
+                    p["PublishedPort"].as_u64().unwrap_or(0)
+                );
+                println!("  Protocol = {}", p["Protocol"].as_str().unwrap_or("tcp"));
+                println!("  TargetPort = {}", p["TargetPort"].as_u64().unwrap_or(0));
+                println!(
+                    "  PublishMode = {}",
+                    p["PublishMode"].as_str().unwrap_or("ingress")
+                );
+            }
+        }
+        if let Some(vips) = endpoint["VirtualIPs"].as_array().filter(|v| !v.is_empty()) {
+            println!("Virtual IPs:");
+            for v in vips {
+                let id = v["NetworkID"].as_str().unwrap_or_default();
+                let name = network_names.get(id).map_or(id, String::as_str);
+                println!(" {name}: {}", v["Addr"].as_str().unwrap_or_default());
+            }
+        }
     }
     Ok(0)
 }
@@ -831,6 +973,39 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn t10_publish_short_long_and_mixed() {
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!(
+            p,
+            json!({"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "ingress"})
+        );
+        assert_eq!(parse_publish("53:53/udp").unwrap()["Protocol"], "udp");
+        assert_eq!(parse_publish("80").unwrap()["PublishedPort"], 0);
+        let long = parse_publish("published=8080,target=80,protocol=tcp,mode=host").unwrap();
+        assert_eq!(
+            (long["PublishedPort"].as_u64(), long["PublishMode"].as_str()),
+            (Some(8080), Some("host"))
+        );
+        let mixed = parse_publish("mode=host,9000:90").unwrap();
+        assert_eq!(
+            (mixed["TargetPort"].as_u64(), mixed["PublishMode"].as_str()),
+            (Some(90), Some("host"))
+        );
+        for bad in [
+            "",
+            "8080:",
+            "x:80",
+            "8080:80/icmp",
+            "mode=mesh,80",
+            "published=1",
+            "70000:80",
+            "color=red,80",
+        ] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!
 //! * `raft_types` — openraft's type config (`Proposal` in, `CommandResult` out, `NodeInfo`).
 //! * `state`      — `State`, `Command` and the pure `apply`; all cluster rules live here.
+//! * `ipam`       — one network's address pool: /26 blocks per owner, round-robin addresses.
+//! * `addressing` — the network rules `apply` uses: subnets, endpoints and VIPs, task addresses.
 //! * `store`      — the redb log and state-machine stores (openraft storage-v2 traits).
 //! * `config`     — Raft timing and snapshot settings.
 //! * `network`    — openraft's network over `p2p` (`request_raft`), and the inbound side.
@@ -22,7 +24,9 @@
 //!
 //! Layering: this module uses `p2p`, `types` and `codec`; `p2p` never imports it.
 
+pub mod addressing;
 pub mod config;
+pub mod ipam;
 pub mod network;
 pub mod node;
 pub mod raft_types;

@@ -19,12 +19,18 @@
 //!   concurrency); a command that would change nothing (a repeated status report) is accepted
 //!   and leaves the index alone;
 //! * once initialised, the cluster always has at least one node whose `Spec.Role` is manager;
-//! * join tokens are kept only as hashes; the plaintext never enters the log.
+//! * join tokens are kept only as hashes; the plaintext never enters the log;
+//! * the addresses in use in the network pools are exactly those the tasks and the services'
+//!   VIPs hold, each held once, in a block of its holder (`addressing.rs`; checked by the
+//!   orchestrator's property test); networks' subnets never overlap.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::addressing::{self, NewNetwork};
+use super::ipam::Pool;
+use crate::types::network::{Network, NetworkAttachment};
 use crate::types::service::{RawJson, Service, ServiceSpec, Task, TaskState, TaskStatus};
 use crate::types::{
     ClusterInfo, CommandError, ManagerStatus, Node, NodeDescription, NodeRole, NodeSpec, NodeState,
@@ -48,6 +54,10 @@ pub struct State {
     pub services: BTreeMap<String, Service>,
     /// By task ID: every task of every service, history included.
     pub tasks: BTreeMap<String, Task>,
+    /// By network ID.
+    pub networks: BTreeMap<String, Network>,
+    /// Each network's address pool, by network ID (see `ipam.rs`).
+    pub pools: BTreeMap<String, Pool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,8 +173,13 @@ pub enum Command {
         reports: Vec<(String, TaskStatus)>,
     },
     /// The orchestrator forgets tasks (history beyond the retention limit, tasks of removed
-    /// services that have stopped).
+    /// services that have stopped). Their network addresses go back to the pools.
     RemoveTasks { ids: Vec<String> },
+    /// `network create`: the ID is the proposer's; the subnet, if not given, the pool's
+    /// first free one.
+    CreateNetwork { id: String, network: NewNetwork },
+    /// `network rm`: refused while a service or task uses it.
+    RemoveNetwork { id: String },
 }
 
 /// One change to one task; `None` leaves the field alone.
@@ -175,6 +190,8 @@ pub struct TaskChange {
     pub status: Option<TaskStatus>,
     pub desired_state: Option<TaskState>,
     pub attempt: Option<u64>,
+    /// The addresses the orchestrator chose when placing it (with `node_id`).
+    pub networks_attachments: Option<Vec<NetworkAttachment>>,
 }
 
 impl Command {
@@ -196,6 +213,8 @@ impl Command {
             Command::UpdateTasks { .. } => "update-tasks",
             Command::ReportTaskStatus { .. } => "report-task-status",
             Command::RemoveTasks { .. } => "remove-tasks",
+            Command::CreateNetwork { .. } => "create-network",
+            Command::RemoveNetwork { .. } => "remove-network",
         }
     }
 }
@@ -236,6 +255,11 @@ impl State {
                 .map(|spec| spec.name == name)
                 .unwrap_or(false)
         })
+    }
+
+    /// The network with this `Spec.Name`.
+    pub fn network_named(&self, name: &str) -> Option<&Network> {
+        self.networks.values().find(|n| n.spec.name == name)
     }
 
     fn require_cluster(&self) -> Result<&Cluster, CommandError> {
@@ -318,6 +342,13 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                 addr: manager_addr.clone(),
             });
             state.nodes.insert(node.id.clone(), node);
+            // Docker makes the ingress network at init; a pool with no room leaves it out.
+            if let Some((network, pool)) =
+                addressing::ingress_network(state, cluster_id, version, now)
+            {
+                state.pools.insert(network.id.clone(), pool);
+                state.networks.insert(network.id.clone(), network);
+            }
             Ok(version)
         }
 
@@ -477,7 +508,9 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             if state.service_named(&parsed.name).is_some() {
                 return Err(CommandError::ServiceExists { name: parsed.name });
             }
+            let change = addressing::service_endpoint(state, id, &parsed, None)?;
             let version = state.next_index();
+            state.pools = change.pools;
             state.services.insert(
                 id.clone(),
                 Service {
@@ -488,6 +521,7 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                     spec: spec.clone(),
                     previous_spec: None,
                     spec_version: 1,
+                    endpoint: change.endpoint,
                 },
             );
             Ok(version)
@@ -513,8 +547,11 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                     "renaming services is not supported".into(),
                 ));
             }
+            let change = addressing::service_endpoint(state, id, &parsed, Some(&service.endpoint))?;
             let version = state.next_index();
+            state.pools = change.pools;
             let service = state.services.get_mut(id).expect("checked above");
+            service.endpoint = change.endpoint;
             service.previous_spec = Some(std::mem::replace(&mut service.spec, spec.clone()));
             service.spec_version += 1;
             touch(&mut service.version, &mut service.updated_at, version, now);
@@ -527,7 +564,9 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
                 return Err(CommandError::ServiceNotFound { id: id.clone() });
             }
             let version = state.next_index();
-            state.services.remove(id);
+            if let Some(service) = state.services.remove(id) {
+                addressing::release_vips(&mut state.pools, &service.endpoint);
+            }
             for task in state.tasks.values_mut().filter(|t| &t.service_id == id) {
                 if task.desired_state != TaskState::Remove {
                     task.desired_state = TaskState::Remove;
@@ -556,7 +595,19 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             if tasks.is_empty() {
                 return Ok(state.current());
             }
+            let pools = if tasks.iter().any(|t| !t.networks_attachments.is_empty()) {
+                let mut pools = state.pools.clone();
+                for task in tasks {
+                    addressing::claim_task(&mut pools, &task.node_id, &task.networks_attachments)?;
+                }
+                Some(pools)
+            } else {
+                None
+            };
             let version = state.next_index();
+            if let Some(pools) = pools {
+                state.pools = pools;
+            }
             for task in tasks {
                 let mut task = task.clone();
                 task.version = version;
@@ -579,7 +630,27 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             if changed.is_empty() {
                 return Ok(state.current());
             }
+            let attaching: Vec<(&Task, &TaskChange)> = changed
+                .iter()
+                .filter(|c| c.networks_attachments.is_some())
+                .filter_map(|c| state.tasks.get(&c.id).map(|t| (t, *c)))
+                .collect();
+            let pools = if attaching.is_empty() {
+                None
+            } else {
+                let mut pools = state.pools.clone();
+                for (task, change) in attaching {
+                    let node = change.node_id.as_ref().unwrap_or(&task.node_id);
+                    addressing::release_task(&mut pools, &task.networks_attachments);
+                    let new = change.networks_attachments.as_deref().unwrap_or_default();
+                    addressing::claim_task(&mut pools, node, new)?;
+                }
+                Some(pools)
+            };
             let version = state.next_index();
+            if let Some(pools) = pools {
+                state.pools = pools;
+            }
             for change in changed {
                 if let Some(task) = state.tasks.get_mut(&change.id) {
                     change.apply_to(task);
@@ -623,8 +694,31 @@ pub fn apply(state: &mut State, command: &Command, now: Timestamp) -> CommandRes
             }
             let version = state.next_index();
             for id in ids {
-                state.tasks.remove(id);
+                if let Some(task) = state.tasks.remove(id) {
+                    addressing::release_task(&mut state.pools, &task.networks_attachments);
+                }
             }
+            Ok(version)
+        }
+
+        Command::CreateNetwork { id, network } => {
+            state.require_cluster()?;
+            let version = Version {
+                index: state.index + 1,
+            };
+            let (network, pool) = addressing::create_network(state, id, network, version, now)?;
+            state.next_index();
+            state.pools.insert(id.clone(), pool);
+            state.networks.insert(id.clone(), network);
+            Ok(version)
+        }
+
+        Command::RemoveNetwork { id } => {
+            state.require_cluster()?;
+            addressing::network_in_use(state, id)?;
+            let version = state.next_index();
+            state.networks.remove(id);
+            state.pools.remove(id);
             Ok(version)
         }
     }
@@ -640,6 +734,10 @@ impl TaskChange {
             })
             || self.desired_state.is_some_and(|d| d != task.desired_state)
             || self.attempt.is_some_and(|a| a != task.attempt)
+            || self
+                .networks_attachments
+                .as_ref()
+                .is_some_and(|a| *a != task.networks_attachments)
     }
 
     fn apply_to(&self, task: &mut Task) {
@@ -657,6 +755,9 @@ impl TaskChange {
         }
         if let Some(a) = self.attempt {
             task.attempt = a;
+        }
+        if let Some(a) = &self.networks_attachments {
+            task.networks_attachments = a.clone();
         }
     }
 }
@@ -790,7 +891,7 @@ mod tests {
         assert_eq!(c.info.spec.name, "default");
         assert_eq!(c.info.spec.raft.election_tick, 10);
         assert_eq!(c.info.default_addr_pool, vec!["198.19.0.0/17".to_owned()]);
-        assert_eq!(c.info.subnet_size, 24);
+        assert_eq!(c.info.subnet_size, 20);
         assert_eq!(c.info.data_path_port, 4789);
 
         let m1 = s.node("m1").unwrap();
@@ -1254,6 +1355,189 @@ mod tests {
         }
     }
 
+    fn create_network(id: &str, name: &str, subnet: &str, gateway: &str) -> Command {
+        Command::CreateNetwork {
+            id: id.into(),
+            network: NewNetwork {
+                name: name.into(),
+                subnet: subnet.into(),
+                gateway: gateway.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn init_makes_the_ingress_network_and_networks_get_the_pools_free_subnets() {
+        let mut s = cluster_with_worker();
+        let ingress = s.network_named("ingress").expect("ingress").clone();
+        assert!(ingress.spec.ingress);
+        assert_eq!(ingress.subnet(), "198.19.0.0/20");
+        assert_eq!(ingress.gateway(), "198.19.0.1");
+        assert_eq!(ingress.id, addressing::ingress_id("cluster1"));
+        assert_eq!(ingress.version.index, 1, "made by the init command");
+
+        let v = apply(&mut s, &create_network("n1", "front", "", ""), at(2)).unwrap();
+        let front = &s.networks["n1"];
+        assert_eq!(front.version, v);
+        assert_eq!(
+            (front.subnet(), front.gateway()),
+            ("198.19.16.0/20", "198.19.16.1")
+        );
+        assert_eq!(front.spec.driver_configuration.name, "overlay");
+        assert_eq!(front.spec.scope, "swarm");
+        assert_eq!(s.pools["n1"].network, "front");
+        // Outside the pool is fine, overlapping is not.
+        apply(
+            &mut s,
+            &create_network("n2", "back", "198.19.200.0/24", "198.19.200.254"),
+            at(3),
+        )
+        .unwrap();
+        assert_eq!(s.networks["n2"].gateway(), "198.19.200.254");
+        let cases = [
+            (
+                create_network("n3", "front", "", ""),
+                "network with name front already exists",
+            ),
+            (
+                create_network("n3", "x", "198.19.20.0/24", ""),
+                "overlaps network front's subnet 198.19.16.0/20",
+            ),
+            (
+                create_network("n3", "x", "198.19.64.0/25", ""),
+                "must be /16 to /24",
+            ),
+            (
+                create_network("n3", "x", "198.18.0.0/15", ""),
+                "must be /16 to /24",
+            ),
+            (
+                create_network("n3", "x", "198.19.64.1/24", ""),
+                "host bits zero",
+            ),
+            (
+                create_network("n3", "x", "fd00::/64", ""),
+                "IPv6 is not supported",
+            ),
+            (
+                create_network("n3", "x", "198.19.64.0/24", "198.19.65.1"),
+                "not a host address",
+            ),
+            (create_network("n3", "x y", "", ""), "invalid network name"),
+            (create_network("n1", "x", "", ""), "is taken"),
+        ];
+        for (command, want) in cases {
+            let e = refused(&mut s, command);
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        // Pool full: 198.19.0.0/17 holds eight /20s; ingress and front took two.
+        for i in 0..6 {
+            apply(
+                &mut s,
+                &create_network(&format!("f{i}"), &format!("fill{i}"), "", ""),
+                at(4),
+            )
+            .unwrap();
+        }
+        let e = refused(&mut s, create_network("n9", "more", "", ""));
+        assert!(e.to_string().contains("no free /20 subnet"), "{e}");
+        apply(&mut s, &Command::RemoveNetwork { id: "f0".into() }, at(5)).unwrap();
+        assert_eq!(
+            refused(&mut s, Command::RemoveNetwork { id: "f0".into() }),
+            CommandError::NetworkNotFound { id: "f0".into() }
+        );
+        apply(&mut s, &create_network("n9", "more", "", ""), at(6)).unwrap();
+        assert_eq!(
+            s.networks["n9"].subnet(),
+            "198.19.32.0/20",
+            "the freed subnet again"
+        );
+    }
+
+    #[test]
+    fn services_attached_to_a_network_hold_it_and_get_a_vip() {
+        let mut s = cluster_with_worker();
+        apply(&mut s, &create_network("n1", "front", "", ""), at(2)).unwrap();
+        let mut spec = service_spec("web", 1).value();
+        spec["TaskTemplate"]["Networks"] = serde_json::json!([{"Target": "n1"}]);
+        let create = Command::CreateService {
+            id: "s1".into(),
+            spec: RawJson::from_value(&spec),
+        };
+        apply(&mut s, &create, at(3)).unwrap();
+        assert_eq!(
+            s.services["s1"].endpoint.virtual_ips[0].addr,
+            "198.19.16.2/20"
+        );
+        assert_eq!(
+            refused(&mut s, Command::RemoveNetwork { id: "n1".into() }).to_string(),
+            "network front is in use by service web"
+        );
+        let mut unknown = service_spec("other", 1).value();
+        unknown["TaskTemplate"]["Networks"] = serde_json::json!([{"Target": "nope"}]);
+        let e = refused(
+            &mut s,
+            Command::CreateService {
+                id: "s2".into(),
+                spec: RawJson::from_value(&unknown),
+            },
+        );
+        assert_eq!(e.to_string(), "network nope not found");
+
+        // A task's addresses are claimed with its node and freed when it is forgotten.
+        let attachment = crate::types::network::NetworkAttachment {
+            network: s.networks["n1"].clone(),
+            addresses: vec!["198.19.16.66/26".into()],
+        };
+        let mut t = task("t1", "s1", 1);
+        t.networks_attachments = vec![attachment.clone()];
+        let unplaced = Command::CreateTasks {
+            tasks: vec![t.clone()],
+        };
+        assert!(
+            refused(&mut s, unplaced)
+                .to_string()
+                .contains("together with its node")
+        );
+        t.node_id = "w1".into();
+        apply(
+            &mut s,
+            &Command::CreateTasks {
+                tasks: vec![t.clone()],
+            },
+            at(4),
+        )
+        .unwrap();
+        let ip = "198.19.16.66".parse().unwrap();
+        assert_eq!(s.pools["n1"].owner_of(ip), Some("w1"));
+        let mut twice = task("t2", "s1", 2);
+        twice.node_id = "w1".into();
+        twice.networks_attachments = vec![attachment];
+        assert!(
+            refused(&mut s, Command::CreateTasks { tasks: vec![twice] })
+                .to_string()
+                .contains("already in use")
+        );
+        apply(&mut s, &Command::RemoveService { id: "s1".into() }, at(5)).unwrap();
+        assert_eq!(
+            refused(&mut s, Command::RemoveNetwork { id: "n1".into() }).to_string(),
+            "network front is in use by task t1",
+            "a task that may still run holds it"
+        );
+        apply(
+            &mut s,
+            &Command::RemoveTasks {
+                ids: vec!["t1".into()],
+            },
+            at(6),
+        )
+        .unwrap();
+        assert!(!s.pools["n1"].in_use(ip));
+        apply(&mut s, &Command::RemoveNetwork { id: "n1".into() }, at(7)).unwrap();
+        assert!(!s.pools.contains_key("n1"));
+    }
+
     #[test]
     fn services_are_created_updated_at_their_version_and_removed() {
         let mut s = cluster_with_worker();
@@ -1460,6 +1744,9 @@ mod tests {
                 retention: i64,
             },
             Rotate(NodeRole, u8),
+            /// A network named `net{i}`, with a subnet from the pool (`None`) or a /24.
+            Network(u8, Option<u8>),
+            RemoveNetwork(u8),
         }
 
         fn role() -> impl Strategy<Value = NodeRole> {
@@ -1506,6 +1793,8 @@ mod tests {
                     .prop_map(|(i, m)| Step::Manager(i, m)),
                 1 => (any::<bool>(), 0i64..10).prop_map(|(stale, retention)| Step::Cluster { stale, retention }),
                 1 => (role(), 0u8..3).prop_map(|(r, h)| Step::Rotate(r, h)),
+                2 => (0u8..4, proptest::option::of(0u8..3)).prop_map(|(i, s)| Step::Network(i, s)),
+                1 => (0u8..4).prop_map(Step::RemoveNetwork),
             ]
         }
 
@@ -1572,6 +1861,18 @@ mod tests {
                     role: *role,
                     new_hash: format!("hash{h}"),
                 },
+                Step::Network(i, subnet) => Command::CreateNetwork {
+                    id: format!("net{i}"),
+                    network: NewNetwork {
+                        name: format!("net{i}"),
+                        subnet: subnet
+                            .map_or(String::new(), |s| format!("198.19.{}.0/24", 200 + s)),
+                        ..Default::default()
+                    },
+                },
+                Step::RemoveNetwork(i) => Command::RemoveNetwork {
+                    id: format!("net{i}"),
+                },
             }
         }
 
@@ -1614,6 +1915,18 @@ mod tests {
                             prop_assert_eq!(node.version.index, a.index, "{} changed without a new version", node.id);
                         }
                     }
+                    for network in a.networks.values() {
+                        prop_assert!(a.pools.contains_key(&network.id), "a network without a pool");
+                        if before.networks.get(&network.id) != Some(network) {
+                            prop_assert_eq!(network.version.index, a.index);
+                        }
+                        let subnet = crate::types::network::Cidr::parse(network.subnet()).unwrap();
+                        for other in a.networks.values().filter(|o| o.id != network.id) {
+                            let o = crate::types::network::Cidr::parse(other.subnet()).unwrap();
+                            prop_assert!(!subnet.overlaps(o), "{} overlaps {}", subnet, o);
+                        }
+                    }
+                    prop_assert_eq!(a.networks.len(), a.pools.len());
                     if let Some(c) = &a.cluster {
                         prop_assert!(c.info.version.index <= a.index);
                         prop_assert!(a.manager_count() >= 1, "a cluster without a manager");

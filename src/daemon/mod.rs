@@ -10,6 +10,7 @@
 
 mod exec;
 mod logs;
+mod networks;
 mod service_logs;
 mod services;
 pub mod swarm;
@@ -775,6 +776,38 @@ impl Backend for Engine {
         local: bool,
     ) -> Result<crate::types::service::Task, ApiError> {
         self.swarm.task(&id, local).await
+    }
+
+    async fn network_create(
+        &self,
+        request: crate::types::network::NetworkCreateRequest,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.swarm.network_create(request).await
+    }
+
+    async fn network_list(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<Vec<crate::types::network::NetworkResource>, ApiError> {
+        self.swarm.networks(&filters).await
+    }
+
+    async fn network_inspect(
+        &self,
+        id: String,
+    ) -> Result<crate::types::network::NetworkResource, ApiError> {
+        self.swarm.network(&id).await
+    }
+
+    async fn network_remove(&self, id: String) -> Result<(), ApiError> {
+        self.swarm.network_remove(&id).await
+    }
+
+    async fn network_prune(
+        &self,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.swarm.network_prune(&filters).await
     }
 
     async fn service_logs(

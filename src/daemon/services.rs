@@ -27,8 +27,10 @@ pub fn new_id() -> Result<String, ApiError> {
 impl SwarmPlane {
     pub async fn service_create(&self, spec: Value) -> Result<Value, ApiError> {
         let cluster = self.manager()?;
+        let mut spec = spec;
+        ServiceSpec::from_raw(&RawJson::from_value(&spec)).map_err(ApiError::bad_request)?;
+        super::networks::resolve_service_networks(&cluster.state(), &mut spec)?;
         let raw = RawJson::from_value(&spec);
-        ServiceSpec::from_raw(&raw).map_err(ApiError::bad_request)?;
         let id = new_id()?;
         propose(
             &cluster,
@@ -48,9 +50,12 @@ impl SwarmPlane {
         spec: Value,
     ) -> Result<Value, ApiError> {
         let cluster = self.manager()?;
+        let mut spec = spec;
+        ServiceSpec::from_raw(&RawJson::from_value(&spec)).map_err(ApiError::bad_request)?;
+        let state = cluster.state();
+        super::networks::resolve_service_networks(&state, &mut spec)?;
         let raw = RawJson::from_value(&spec);
         let new = ServiceSpec::from_raw(&raw).map_err(ApiError::bad_request)?;
-        let state = cluster.state();
         let service = resolve_service(&state, reference)?;
         if let Ok(old) = ServiceSpec::from_raw(&service.spec)
             && mode_changes(&old, &new)

@@ -615,9 +615,11 @@ fn parse_availability(s: &str) -> Result<NodeAvailability, ApiError> {
 
 /// `--default-addr-pool` CIDRs (IPv4) and `--default-addr-pool-mask-length`.
 fn validate_pool(pools: &[String], subnet_size: u32) -> Result<(), ApiError> {
-    if subnet_size != 0 && !(8..=29).contains(&subnet_size) {
+    // A network's subnet is carved into /26 blocks, one or more per node: below /24 there
+    // would be too few.
+    if subnet_size != 0 && !(16..=24).contains(&subnet_size) {
         return Err(ApiError::bad_request(format!(
-            "invalid subnet size {subnet_size}: expected 8 to 29"
+            "invalid subnet size {subnet_size}: expected 16 to 24"
         )));
     }
     for pool in pools {

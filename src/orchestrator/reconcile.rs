@@ -12,7 +12,9 @@
 //!                         backoff), in the same slot, keeping the slot's history
 //!                 trim:   history beyond the retention limit
 //!        ──▶ 3. tasks of removed services: forgotten once they have stopped
-//!        ──▶ 4. scheduler: a node for every task still pending (new ones included)
+//!        ──▶ 4. scheduler: a node for every task still pending (new ones included),
+//!                 and an address on each of its networks from that node's blocks
+//!                 (`cluster::addressing::attach`); a full network leaves it pending
 //!        ──▶ UpdateTasks (retire, orphan, assign) · CreateTasks · RemoveTasks
 //! ```
 //!
@@ -49,6 +51,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::Defaults;
 use super::restart::{self, Decision, Record, RestartPolicy};
 use super::scheduler::{Load, Requirements, Scheduler};
+use crate::cluster::addressing;
+use crate::cluster::ipam::Pool;
 use crate::cluster::state::{Command, State, TaskChange};
 use crate::types::service::{
     Mode, RawJson, STRATEGY_LABEL, Service, ServiceSpec, Strategy, Task, TaskSpec, TaskState,
@@ -105,13 +109,21 @@ struct Job<'s> {
     /// Tasks beyond `MaxReplicas` on their node (it was lowered): moved like a drained
     /// node's.
     excess: HashSet<&'s str>,
+    /// The networks its tasks join (IDs): each placed task gets an address on each.
+    networks: Vec<String>,
 }
 
 impl<'s> Job<'s> {
     /// `None` for a spec the orchestrator cannot act on; such a service is left alone
     /// (`apply` validates specs, so only a spec from an older version could be one).
-    fn read(service: &'s Service, strategy: Strategy, defaults: &Defaults) -> Option<Job<'s>> {
+    fn read(
+        state: &State,
+        service: &'s Service,
+        strategy: Strategy,
+        defaults: &Defaults,
+    ) -> Option<Job<'s>> {
         let spec = ServiceSpec::from_raw(&service.spec).ok()?;
+        let networks = addressing::service_networks(state, &spec, &service.endpoint);
         let mode = spec.mode().ok()?;
         let requirements = Requirements::of(&spec, strategy).ok()?;
         let policy = RestartPolicy::of(spec.task_template.restart_policy.as_ref(), defaults);
@@ -126,6 +138,7 @@ impl<'s> Job<'s> {
             pending: Vec::new(),
             created: Vec::new(),
             excess: HashSet::new(),
+            networks,
         })
     }
 }
@@ -150,6 +163,8 @@ struct Pass<'s, 'd> {
     wake_at: Option<Timestamp>,
     /// New tasks this pass may still make.
     budget: usize,
+    /// The address pools with this pass's placements taken (copied on first use).
+    pools: Option<BTreeMap<String, Pool>>,
 }
 
 impl<'s, 'd> Pass<'s, 'd> {
@@ -176,6 +191,7 @@ impl<'s, 'd> Pass<'s, 'd> {
             removals: BTreeSet::new(),
             wake_at: None,
             budget: defaults.max_new_tasks_per_pass,
+            pools: None,
         }
     }
 
@@ -195,7 +211,7 @@ impl<'s, 'd> Pass<'s, 'd> {
         let mut jobs = Vec::new();
         for service in state.services.values() {
             let tasks = by_service.remove(service.id.as_str()).unwrap_or_default();
-            let Some(mut job) = Job::read(service, self.strategy, self.defaults) else {
+            let Some(mut job) = Job::read(state, service, self.strategy, self.defaults) else {
                 continue;
             };
             match job.mode {
@@ -628,14 +644,24 @@ impl<'s, 'd> Pass<'s, 'd> {
             let mut placer = scheduler.for_service(&service.id, &job.requirements);
             for &task in &job.pending {
                 let on = (!task.node_id.is_empty()).then_some(task.node_id.as_str());
-                match placer.place(on) {
-                    Ok(node) => {
+                let placed = placer
+                    .place(on)
+                    .map_err(|e| e.to_string())
+                    .and_then(|node| {
+                        let addresses = attach(&mut self.pools, state, node, &job.networks)?;
+                        Ok((node, addresses))
+                    });
+                match placed {
+                    Ok((node, addresses)) => {
                         let change = self.change(task);
                         change.node_id = Some(node.to_owned());
                         change.status = Some(assigned(now));
+                        if !addresses.is_empty() {
+                            change.networks_attachments = Some(addresses);
+                        }
                     }
                     Err(e) => {
-                        let status = pending(now, e.to_string());
+                        let status = pending(now, e);
                         let current = &task.status;
                         if (current.state, &current.message, &current.err)
                             != (status.state, &status.message, &status.err)
@@ -647,12 +673,21 @@ impl<'s, 'd> Pass<'s, 'd> {
             }
             for task in &mut job.created {
                 let on = (!task.node_id.is_empty()).then_some(task.node_id.as_str());
-                match placer.place(on) {
-                    Ok(node) => {
+                let placed = placer
+                    .place(on)
+                    .map_err(|e| e.to_string())
+                    .and_then(|node| {
+                        let addresses = attach(&mut self.pools, state, node, &job.networks)?;
+                        Ok((node, addresses))
+                    });
+                match placed {
+                    Ok((node, addresses)) => {
                         task.node_id = node.to_owned();
                         task.status = assigned(now);
+                        task.networks_attachments = addresses;
                     }
-                    Err(e) => task.status = pending(now, e.to_string()),
+                    // A global task keeps its node: it waits there for an address.
+                    Err(e) => task.status = pending(now, e),
                 }
             }
         }
@@ -680,6 +715,21 @@ impl<'s, 'd> Pass<'s, 'd> {
             wake_at: self.wake_at,
         }
     }
+}
+
+/// A placed task's addresses, taken from the pass's copy of the pools (made on first use, so
+/// passes over services without networks copy nothing).
+fn attach(
+    pools: &mut Option<BTreeMap<String, Pool>>,
+    state: &State,
+    node: &str,
+    networks: &[String],
+) -> Result<Vec<crate::types::network::NetworkAttachment>, String> {
+    if networks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pools = pools.get_or_insert_with(|| state.pools.clone());
+    addressing::attach(state, pools, node, networks)
 }
 
 fn assigned(now: Timestamp) -> TaskStatus {

@@ -348,6 +348,7 @@ impl Sim {
         for (key, n) in live {
             assert!(n <= 1, "{n} tasks meant to run in {key:?}");
         }
+        self.check_addresses();
         for ((service, node), n) in on_node {
             let max = self
                 .state
@@ -373,6 +374,59 @@ impl Sim {
                 );
             }
         }
+    }
+}
+
+impl Sim {
+    /// Every address a task or VIP holds is in use in its pool, in a block of the right
+    /// owner, held once; and the pools hold nothing else.
+    fn check_addresses(&self) {
+        let mut held: BTreeMap<(String, String), String> = BTreeMap::new();
+        let mut take = |network: &str, addr: &str, owner: &str, who: String| {
+            let ip = crate::cluster::ipam::addr_of(addr).expect("an address");
+            let pool = &self.state.pools[network];
+            assert!(pool.in_use(ip), "{who}: {addr} not in use in its pool");
+            assert_eq!(pool.owner_of(ip), Some(owner), "{who}: {addr}'s block");
+            if let Some(other) = held.insert((network.into(), ip.to_string()), who.clone()) {
+                panic!("{addr} held by {other} and {who}");
+            }
+        };
+        for t in self.state.tasks.values() {
+            for a in &t.networks_attachments {
+                for addr in &a.addresses {
+                    take(&a.network.id, addr, &t.node_id, format!("task {}", t.id));
+                }
+            }
+        }
+        for s in self.state.services.values() {
+            for vip in &s.endpoint.virtual_ips {
+                take(
+                    &vip.network_id,
+                    &vip.addr,
+                    crate::cluster::ipam::VIPS,
+                    format!("VIP of {}", s.id),
+                );
+            }
+        }
+        let used: usize = self
+            .state
+            .pools
+            .values()
+            .flat_map(|p| p.blocks.values())
+            .map(|b| b.used.len())
+            .sum();
+        assert_eq!(used, held.len(), "addresses in use that nobody holds");
+    }
+
+    fn network(&mut self, id: &str, name: &str, subnet: &str) {
+        self.apply(Command::CreateNetwork {
+            id: id.into(),
+            network: crate::cluster::addressing::NewNetwork {
+                name: name.into(),
+                subnet: subnet.into(),
+                ..Default::default()
+            },
+        });
     }
 }
 
@@ -1144,8 +1198,13 @@ mod properties {
         #[test]
         fn t70_invariants_hold_through_any_history(steps in proptest::collection::vec(step(), 1..40)) {
             let mut sim = Sim::with_nodes(4);
-            sim.service("s1", replicated("web", 3));
-            sim.service("s2", global("agent"));
+            // Addresses on a small network (8 blocks) and on ingress: every pass checks
+            // that no address is held twice or leaked (`check_addresses`).
+            sim.network("net1", "small", "198.19.64.0/23");
+            sim.service("s1", on_network(replicated("web", 3), "net1"));
+            let mut agent = global("agent");
+            agent["EndpointSpec"] = json!({"Ports": [{"TargetPort": 9100}]});
+            sim.service("s2", agent);
             sim.converge();
             for step in &steps {
                 run(&mut sim, step);
@@ -1212,4 +1271,164 @@ fn t90_scale_simulation_places_every_replica_evenly() {
         report.passes, 2,
         "one pass to place, one to find nothing left"
     );
+}
+
+// ---- networks --------------------------------------------------------------------------------
+
+fn on_network(mut spec: Value, network: &str) -> Value {
+    spec["TaskTemplate"]["Networks"] = json!([{"Target": network}]);
+    spec
+}
+
+#[test]
+fn t80_placed_tasks_get_an_address_from_their_nodes_block_in_the_same_command() {
+    let mut sim = Sim::with_nodes(2);
+    sim.network("net1", "front", "");
+    assert_eq!(
+        sim.state.networks["net1"].subnet(),
+        "198.19.16.0/20",
+        "after ingress's /20"
+    );
+    sim.service("s1", on_network(replicated("web", 4), "net1"));
+    let vip = &sim.state.services["s1"].endpoint.virtual_ips;
+    assert_eq!(vip.len(), 1);
+    assert_eq!(
+        (vip[0].network_id.as_str(), vip[0].addr.as_str()),
+        ("net1", "198.19.16.2/20")
+    );
+
+    let plan = sim.pass();
+    let created = plan.commands.iter().find_map(|c| match c {
+        Command::CreateTasks { tasks } => Some(tasks.clone()),
+        _ => None,
+    });
+    let created = created.expect("a CreateTasks");
+    assert!(
+        created
+            .iter()
+            .all(|t| t.networks_attachments.len() == 1 && !t.node_id.is_empty()),
+        "placed and addressed in one command"
+    );
+    sim.converge();
+    let mut blocks: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in sim.live("s1") {
+        let a = &t.networks_attachments[0];
+        assert_eq!(a.network.spec.name, "front");
+        let addr = crate::cluster::ipam::addr_of(&a.addresses[0]).unwrap();
+        assert!(a.addresses[0].ends_with("/26"), "{:?}", a.addresses);
+        let block = u32::from(addr) & !63;
+        blocks
+            .entry(t.node_id.clone())
+            .or_default()
+            .insert(std::net::Ipv4Addr::from(block).to_string());
+    }
+    assert_eq!(blocks.len(), 2);
+    let all: BTreeSet<&String> = blocks.values().flatten().collect();
+    assert_eq!(all.len(), 2, "one block per node, different: {blocks:?}");
+
+    // A pass over the result does nothing; removing the service frees everything.
+    assert!(sim.pass().commands.is_empty());
+    sim.apply(Command::RemoveService { id: "s1".into() });
+    sim.converge();
+    assert!(sim.state.tasks.is_empty());
+    assert!(
+        sim.state.pools["net1"]
+            .blocks
+            .values()
+            .all(|b| b.used.is_empty())
+    );
+    sim.apply(Command::RemoveNetwork { id: "net1".into() });
+}
+
+#[test]
+fn t80_a_full_network_leaves_tasks_pending_with_the_reason_and_they_place_once_freed() {
+    let mut sim = Sim::with_nodes(1);
+    sim.network("net1", "tiny", "198.19.64.0/24");
+    // Four blocks: one for the VIP, three for n1: 3 × 61 = 183 task addresses.
+    sim.service("s1", on_network(replicated("big", 190), "net1"));
+    sim.converge();
+    let pending: Vec<&Task> = sim
+        .live("s1")
+        .into_iter()
+        .filter(|t| t.status.state == TaskState::Pending)
+        .collect();
+    assert_eq!(pending.len(), 7);
+    assert!(
+        pending
+            .iter()
+            .all(|t| t.status.err == "no free address in network tiny"
+                && t.networks_attachments.is_empty())
+    );
+    assert!(
+        sim.pass().commands.is_empty(),
+        "a pending task is not re-proposed every pass"
+    );
+    sim.scale("s1", 180);
+    sim.converge();
+    assert_eq!(sim.live("s1").len(), 180);
+    assert!(
+        sim.live("s1")
+            .iter()
+            .all(|t| t.status.state == TaskState::Running)
+    );
+}
+
+#[test]
+fn t80_published_ports_attach_tasks_to_ingress_and_conflicts_are_refused() {
+    let mut sim = Sim::with_nodes(2);
+    let mut web = replicated("web", 2);
+    web["EndpointSpec"] =
+        json!({"Ports": [{"TargetPort": 80, "PublishedPort": 8080}, {"TargetPort": 81}]});
+    sim.service("s1", web);
+    let ingress = sim
+        .state
+        .network_named("ingress")
+        .expect("swarm init made ingress")
+        .id
+        .clone();
+    let e = &sim.state.services["s1"].endpoint;
+    assert_eq!(e.spec.mode, "vip");
+    assert_eq!(e.ports[1].published_port, 30000, "assigned from 30000");
+    assert_eq!(e.virtual_ips[0].network_id, ingress);
+    sim.converge();
+    assert!(
+        sim.live("s1")
+            .iter()
+            .all(|t| t.networks_attachments[0].network.id == ingress)
+    );
+
+    let mut clash = replicated("other", 1);
+    clash["EndpointSpec"] = json!({"Ports": [{"TargetPort": 80, "PublishedPort": 8080}]});
+    let e = apply(
+        &mut sim.state.clone(),
+        &Command::CreateService {
+            id: "s2".into(),
+            spec: RawJson::from_value(&clash),
+        },
+        sim.now,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("port '8080' is already in use by service 'web'"),
+        "{e}"
+    );
+    let e = apply(
+        &mut sim.state.clone(),
+        &Command::RemoveNetwork {
+            id: ingress.clone(),
+        },
+        sim.now,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "network ingress is in use by service web");
+
+    // An update keeps the assigned port and the VIP.
+    let before = sim.state.services["s1"].endpoint.clone();
+    sim.scale("s1", 3);
+    assert_eq!(sim.state.services["s1"].endpoint, before);
+    // dnsrr without ingress ports: no VIP, the old one freed.
+    sim.update_service("s1", |s| s["EndpointSpec"] = json!({"Mode": "dnsrr"}));
+    assert!(sim.state.services["s1"].endpoint.virtual_ips.is_empty());
+    sim.check_addresses();
 }

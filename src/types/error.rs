@@ -42,6 +42,13 @@ pub enum CommandError {
         "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
     )]
     ServiceExists { name: String },
+    #[error("network {id} not found")]
+    NetworkNotFound { id: String },
+    #[error("network with name {name} already exists")]
+    NetworkExists { name: String },
+    /// `by`: "service web" or "task web.1.x".
+    #[error("network {name} is in use by {by}")]
+    NetworkInUse { name: String, by: String },
 }
 
 /// The class of a refusal, for the API to pick a status code.
@@ -84,6 +91,10 @@ impl CommandError {
             }
             CommandError::ServiceNotFound { .. } => ErrorKind::NotFound,
             CommandError::ServiceExists { .. } => ErrorKind::Conflict,
+            CommandError::NetworkNotFound { .. } => ErrorKind::NotFound,
+            CommandError::NetworkExists { .. } | CommandError::NetworkInUse { .. } => {
+                ErrorKind::Conflict
+            }
         }
     }
 }

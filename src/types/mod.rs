@@ -7,6 +7,7 @@
 //!             SwarmSpec and its parts, Docker's defaults
 //!  time.rs    Timestamp: RFC 3339 in JSON, i64 nanoseconds in binary
 //!  container.rs / system.rs   local containers, /version and /info
+//!  network.rs swarm networks, `/networks` shapes, services' endpoints (ports, VIPs), CIDRs
 //!  volume.rs  named volumes (`/volumes`) and Docker's volume-name rule
 //!  auth.rs    registry credentials (`POST /auth`, `X-Registry-Auth`)
 //!  error.rs   CommandError: why the cluster refused a command (crosses the wire)
@@ -24,6 +25,7 @@
 pub mod auth;
 pub mod container;
 pub mod error;
+pub mod network;
 pub mod node;
 mod serde_util;
 pub mod service;

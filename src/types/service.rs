@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Version;
+use super::network::{Endpoint, EndpointSpec, NetworkAttachment};
 use super::serde_util::null_as_default;
 use super::time::Timestamp;
 
@@ -78,6 +79,8 @@ pub struct Service {
     /// swarm's: bumped by every spec change; tasks made from an older spec are not
     /// `_up-to-date`. An extra field Docker clients ignore.
     pub spec_version: u64,
+    /// Its ports (published ports assigned) and virtual IPs.
+    pub endpoint: Endpoint,
 }
 
 /// `ServiceStatus` of `GET /services?status=true`.
@@ -104,6 +107,20 @@ pub struct ServiceSpec {
     /// swarm's extension (Docker clients ignore it): `spread` (default) or `binpack`. A label
     /// `swarm.strategy` does the same and survives the docker CLI's read-modify-write.
     pub strategy: Option<String>,
+    /// Deprecated top-level form of `TaskTemplate.Networks`; folded into it on create.
+    #[serde(deserialize_with = "null_as_default")]
+    pub networks: Vec<NetworkAttachmentConfig>,
+    pub endpoint_spec: Option<EndpointSpec>,
+}
+
+/// A network a service's tasks join: `Target` is the network's ID once stored (a client may
+/// send its name; the daemon resolves it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkAttachmentConfig {
+    pub target: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -115,6 +132,8 @@ pub struct TaskSpec {
     pub placement: Option<Placement>,
     /// Bumped by `--force` updates to replace tasks whose spec did not change.
     pub force_update: u64,
+    #[serde(deserialize_with = "null_as_default")]
+    pub networks: Vec<NetworkAttachmentConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -290,6 +309,22 @@ impl ServiceSpec {
         }
     }
 
+    /// The networks its tasks join: `TaskTemplate.Networks`, or the deprecated top-level
+    /// `Networks` when the template has none (as Docker reads them).
+    pub fn network_targets(&self) -> Vec<&str> {
+        let list = if self.task_template.networks.is_empty() {
+            &self.networks
+        } else {
+            &self.task_template.networks
+        };
+        list.iter().map(|n| n.target.as_str()).collect()
+    }
+
+    /// The endpoint spec with defaults filled in (`vip`, no ports when none was given).
+    pub fn endpoint(&self) -> Result<EndpointSpec, String> {
+        self.endpoint_spec.clone().unwrap_or_default().normalized()
+    }
+
     /// `spread` or `binpack`.
     pub fn strategy(&self) -> Result<Option<Strategy>, String> {
         let asked = self
@@ -379,6 +414,18 @@ impl ServiceSpec {
         }
         if let Some(h) = &c.healthcheck {
             h.validate()?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for n in self.network_targets() {
+            if n.trim().is_empty() {
+                return Err("a network attachment needs a Target (network name or ID)".into());
+            }
+            if !seen.insert(n) {
+                return Err(format!("network {n} is attached more than once"));
+            }
+        }
+        if let Some(e) = &self.endpoint_spec {
+            e.normalized()?;
         }
         for m in &c.mounts {
             match m.kind.as_str() {
@@ -580,6 +627,9 @@ pub struct Task {
     pub spec_version: u64,
     /// swarm's: restarts so far in this slot (restart policy, backoff).
     pub attempt: u64,
+    /// Its address on each of its networks, given when it was placed on a node.
+    #[serde(deserialize_with = "null_as_default")]
+    pub networks_attachments: Vec<NetworkAttachment>,
 }
 
 #[cfg(test)]

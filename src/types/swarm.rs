@@ -20,7 +20,9 @@ pub const DEFAULT_CLUSTER_NAME: &str = "default";
 /// The pool per-node container subnets come from when `swarm init` names none. Docker uses
 /// 10.0.0.0/8; swarm keeps to the benchmarking range its design reserves for containers.
 pub const DEFAULT_ADDR_POOL: &str = "198.19.0.0/17";
-pub const DEFAULT_SUBNET_SIZE: u32 = 24;
+/// The prefix length of a network's subnet when `network create` names none (Docker: 24;
+/// ours is larger because a subnet is carved into /26 blocks, one or more per node).
+pub const DEFAULT_SUBNET_SIZE: u32 = 20;
 /// VXLAN's IANA port, Docker's default data path port.
 pub const DEFAULT_DATA_PATH_PORT: u32 = 4789;
 
@@ -257,7 +259,7 @@ mod tests {
         assert_eq!(v["JoinTokens"]["Worker"], "SWMTKN-1-w");
         assert_eq!(v["JoinTokens"]["Manager"], "SWMTKN-1-m");
         assert_eq!(v["DefaultAddrPool"], json!(["198.19.0.0/17"]));
-        assert_eq!(v["SubnetSize"], 24);
+        assert_eq!(v["SubnetSize"], 20);
         assert_eq!(v["DataPathPort"], 4789);
         assert_eq!(v["RootRotationInProgress"], false);
         let spec = &v["Spec"];
