@@ -89,8 +89,9 @@ use crate::codec::{self, CodecError};
 use crate::failpoints::crash_point;
 use crate::types::Version;
 
-/// The table layout this build reads and writes.
-pub const STORE_FORMAT_VERSION: u8 = 1;
+/// The table and value layout this build reads and writes. 2: the state gained networks,
+/// address pools, service endpoints and task addresses (a store of 1 is refused at open).
+pub const STORE_FORMAT_VERSION: u8 = 2;
 
 /// How long a purge past the stored snapshot waits for the install in flight (see
 /// `LogStore::purge`); an install of a few MB takes milliseconds, this only bounds a stuck one.
