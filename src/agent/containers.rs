@@ -636,7 +636,8 @@ impl Containers {
             exit_code,
         });
         if volumes {
-            let _reserve = self.reserve_lock();
+            // Labels never change: which are anonymous is known without the lock, and a
+            // container without any (every task of a plain service) does not take it.
             let anonymous: Vec<String> = volume_mounts(&record.request)
                 .unwrap_or_default()
                 .into_iter()
@@ -647,6 +648,10 @@ impl Containers {
                 })
                 .map(|v| v.name)
                 .collect();
+            if anonymous.is_empty() {
+                return Ok(());
+            }
+            let _reserve = self.reserve_lock();
             let users = self.index().volume_users();
             for name in anonymous {
                 // In use by another container: kept, as Docker does.
