@@ -15,12 +15,19 @@
 //!
 //! A container is the runtime container of the same id; the record adds what Docker shows.
 //!
+//! The records are read from disk once, when the daemon starts, into an in-memory index
+//! ([`super::index`]) that lookups, lists and the in-use checks answer from. A create takes
+//! its name and id in the index (a reservation, which also marks its image and volumes in
+//! use) under a short lock, then does the runtime's work outside it, so creates run in
+//! parallel; it writes its record, then commits the reservation, or releases it and leaves
+//! nothing behind if it fails.
+//!
 //! Removals are announced on a broadcast channel ([`Containers::subscribe`]) with the exit
 //! code the container ended with, so waiters (`docker run --rm`, `wait?condition=removed`)
 //! learn both at once; exits are seen through the init's pidfd ([`Containers::exit_fd`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +35,7 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::health::{self, HealthTarget, Probe};
+use super::index::Index;
 use super::spec::{ContainerFiles, ImageRunConfig, SpecError, container_spec, volume_mounts};
 use super::volumes::{VolumeError, VolumeUsers, Volumes};
 use crate::runtime::{self, CreateOptions, RootfsSource, Runtime, RuntimeError, StdioMode};
@@ -40,14 +48,17 @@ use crate::types::volume::{ANONYMOUS_LABEL, VolumeCreateRequest};
 
 /// Where an image's layers and config come from (the image store implements it).
 pub trait ImageSource: Send + Sync {
-    /// Resolve `reference` to its id, its layer directories (topmost first) and its config.
+    /// Resolve `reference` to its id and its config.
     fn resolve(&self, reference: &str) -> Result<ResolvedImage, ContainerError>;
+    /// The layer directories of image `id` (topmost first), unpacked on first use. A GC may
+    /// delete the layers of an image no container uses: the caller has already marked its
+    /// container as a user of `id` (see [`Containers::with_images_in_use`]).
+    fn layers(&self, id: &str) -> Result<Vec<PathBuf>, ContainerError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedImage {
     pub id: String,
-    pub layers: Vec<PathBuf>,
     pub config: ImageRunConfig,
 }
 
@@ -55,25 +66,20 @@ impl<T: ImageSource> ImageSource for std::sync::Arc<T> {
     fn resolve(&self, reference: &str) -> Result<ResolvedImage, ContainerError> {
         (**self).resolve(reference)
     }
+    fn layers(&self, id: &str) -> Result<Vec<PathBuf>, ContainerError> {
+        (**self).layers(id)
+    }
 }
 
 /// Images come from the node's image store: resolved by name, id or unique id prefix, their
 /// layers unpacked (once) into snapshot directories for the overlay.
 impl ImageSource for crate::image::ImageStore {
     fn resolve(&self, reference: &str) -> Result<ResolvedImage, ContainerError> {
-        use crate::image::ImageError;
-        let image = crate::image::ImageStore::resolve(self, reference).map_err(|e| match e {
-            ImageError::NotFound(_) => ContainerError::NoSuchImage(reference.to_string()),
-            other => ContainerError::Image(other.to_string()),
-        })?;
-        let id = image.id.to_string();
-        let layers = self
-            .prepare_rootfs(&id)
-            .map_err(|e| ContainerError::Image(e.to_string()))?;
+        let image = crate::image::ImageStore::resolve(self, reference)
+            .map_err(|e| image_error(reference, e))?;
         let config = image.config.config.unwrap_or_default();
         Ok(ResolvedImage {
-            id,
-            layers,
+            id: image.id.to_string(),
             config: ImageRunConfig {
                 entrypoint: config.entrypoint.unwrap_or_default(),
                 cmd: config.cmd.unwrap_or_default(),
@@ -91,6 +97,17 @@ impl ImageSource for crate::image::ImageStore {
             },
         })
     }
+
+    fn layers(&self, id: &str) -> Result<Vec<PathBuf>, ContainerError> {
+        self.prepare_rootfs(id).map_err(|e| image_error(id, e))
+    }
+}
+
+fn image_error(reference: &str, e: crate::image::ImageError) -> ContainerError {
+    match e {
+        crate::image::ImageError::NotFound(_) => ContainerError::NoSuchImage(reference.to_string()),
+        other => ContainerError::Image(other.to_string()),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +120,8 @@ pub enum ContainerError {
     Image(String),
     #[error("Conflict. The container name \"/{0}\" is already in use")]
     NameInUse(String),
+    #[error("container id {0} is already in use")]
+    IdInUse(String),
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
     #[error("multiple containers match {0:?}: use more of the id")]
@@ -181,9 +200,14 @@ pub struct Containers {
     dir: PathBuf,
     images: Box<dyn ImageSource>,
     volumes: Arc<Volumes>,
-    /// Serialises name allocation, and creates against image GC and volume removal: a std
-    /// Mutex, not a tokio one, because nothing awaits while it is held.
-    names: Mutex<()>,
+    /// Held to reserve a name in the index, and by whoever removes images or volumes for
+    /// the whole removal: what a create in flight uses is never removed from under it, and
+    /// what a removal found unused stays unused until it is done. Taken before `index`.
+    /// Std Mutexes, not tokio ones, because nothing awaits while they are held.
+    reserve: Mutex<()>,
+    /// The containers and the creates in flight; held for a lookup or an update only,
+    /// never across the runtime's work or a disk read.
+    index: Mutex<Index>,
     /// `State.Health` of the containers with a health check, as the health monitor last
     /// recorded it (kept in memory, like the exec instances). A std Mutex: held for a copy.
     health: Mutex<HashMap<String, Health>>,
@@ -201,12 +225,14 @@ impl Containers {
         images: Box<dyn ImageSource>,
         volumes: Arc<Volumes>,
     ) -> Self {
+        let index = Index::load(&dir);
         Containers {
             runtime,
             dir,
             images,
             volumes,
-            names: Mutex::new(()),
+            reserve: Mutex::new(()),
+            index: Mutex::new(index),
             health: Mutex::new(HashMap::new()),
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             removed: Mutex::new(std::collections::VecDeque::new()),
@@ -227,61 +253,57 @@ impl Containers {
         &self.volumes
     }
 
-    /// Make (on first use) and mount the volumes `request` names; an anonymous one gets its
-    /// new name written into the request, so the record says which volume it uses. Returns
-    /// the directories by name, and the anonymous volumes made (to remove if create fails).
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reserve_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reserve.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make (on first use) and mount the volumes `request` names, the anonymous ones (named
+    /// already, see [`name_anonymous_volumes`]) with Docker's anonymous label. Returns the
+    /// directories by name.
     fn prepare_volumes(
         &self,
-        request: &mut ContainerCreateRequest,
-    ) -> Result<(BTreeMap<String, PathBuf>, Vec<String>), ContainerError> {
-        let wanted = volume_mounts(request)?;
+        request: &ContainerCreateRequest,
+        anonymous: &[String],
+    ) -> Result<BTreeMap<String, PathBuf>, ContainerError> {
         let mut dirs = BTreeMap::new();
-        let mut anonymous = Vec::new();
-        let mut made = || -> Result<(), ContainerError> {
-            for v in &wanted {
-                let options = v.options.as_ref().map(|o| VolumeCreateRequest {
-                    labels: o.labels.clone(),
-                    driver: o
-                        .driver_config
-                        .as_ref()
-                        .map(|d| d.name.clone())
-                        .unwrap_or_default(),
-                    driver_opts: o
-                        .driver_config
-                        .as_ref()
-                        .map(|d| d.options.clone())
-                        .unwrap_or_default(),
-                    ..Default::default()
-                });
-                let name = if v.name.is_empty() {
-                    let volume = self.volumes.create(options.clone().unwrap_or_default())?;
-                    anonymous.push(volume.name.clone());
-                    for m in request.host_config.mounts.iter_mut().flatten() {
-                        if m.kind == "volume" && m.source.is_empty() && m.target == v.target {
-                            m.source = volume.name.clone();
-                        }
-                    }
-                    volume.name
-                } else {
-                    v.name.clone()
-                };
-                let dir = self.volumes.mountpoint(&name, options)?;
-                dirs.insert(name, dir);
+        for v in volume_mounts(request)? {
+            let options = v.options.as_ref().map(|o| VolumeCreateRequest {
+                labels: o.labels.clone(),
+                driver: o
+                    .driver_config
+                    .as_ref()
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default(),
+                driver_opts: o
+                    .driver_config
+                    .as_ref()
+                    .map(|d| d.options.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            });
+            if anonymous.contains(&v.name) {
+                let mut made = options.clone().unwrap_or_default();
+                made.name = v.name.clone();
+                made.labels.insert(ANONYMOUS_LABEL.into(), String::new());
+                self.volumes.create(made)?;
             }
-            Ok(())
-        };
-        match made() {
-            Ok(()) => Ok((dirs, anonymous)),
-            Err(e) => {
-                self.remove_volumes(&anonymous);
-                Err(e)
-            }
+            let dir = self.volumes.mountpoint(&v.name, options)?;
+            dirs.insert(v.name, dir);
         }
+        Ok(dirs)
     }
 
     /// Remove volumes this node made for a container alone (anonymous ones), best effort.
     fn remove_volumes(&self, names: &[String]) {
-        let users = self.volume_users_unlocked();
+        if names.is_empty() {
+            return;
+        }
+        let _reserve = self.reserve_lock();
+        let users = self.index().volume_users();
         for name in names {
             if let Err(e) = self.volumes.remove(name, true, &users) {
                 tracing::warn!(volume = %name, "cannot remove an anonymous volume: {e}");
@@ -289,66 +311,65 @@ impl Containers {
         }
     }
 
-    fn volume_users_unlocked(&self) -> VolumeUsers {
-        let mut users = VolumeUsers::new();
-        for record in self.records() {
-            for v in volume_mounts(&record.request).unwrap_or_default() {
-                let ids = users.entry(v.name).or_default();
-                if !ids.contains(&record.id) {
-                    ids.push(record.id.clone());
-                }
-            }
-        }
-        users
-    }
-
-    /// Run `op` with the containers that use each volume, excluding concurrent creates (so
-    /// a volume found unused stays unused while `op` runs).
+    /// Run `op` with the containers that use each volume (creates in flight included),
+    /// excluding new creates (so a volume found unused stays unused while `op` runs).
     pub fn with_volume_users<T>(&self, op: impl FnOnce(&Volumes, &VolumeUsers) -> T) -> T {
-        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        op(&self.volumes, &self.volume_users_unlocked())
+        let _reserve = self.reserve_lock();
+        let users = self.index().volume_users();
+        op(&self.volumes, &users)
     }
 
-    fn records(&self) -> Vec<ContainerRecord> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut out: Vec<ContainerRecord> = entries
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("record.json")).ok())
-            .filter_map(|b| serde_json::from_slice(&b).ok())
-            .collect();
-        out.sort_by(|a, b| b.created.cmp(&a.created));
-        out
+    /// Every container, newest first (the index's lock is released on return).
+    fn records(&self) -> Vec<Arc<ContainerRecord>> {
+        self.index().records()
     }
 
     /// Find a container by full id, name (with or without the leading '/') or unique id prefix.
     pub fn find(&self, reference: &str) -> Result<ContainerRecord, ContainerError> {
-        let name = reference.trim_start_matches('/');
-        let records = self.records();
-        if let Some(r) = records.iter().find(|r| r.id == reference || r.name == name) {
-            return Ok(r.clone());
-        }
-        let matches: Vec<&ContainerRecord> = records
-            .iter()
-            .filter(|r| r.id.starts_with(reference))
+        self.index().find(reference).map(|r| (*r).clone())
+    }
+
+    /// Take a name (`wanted`, else one made from the id) and a fresh id in the index for a
+    /// create of `request` using image `image_id`: from now on the name is taken and the
+    /// image and volumes are in use.
+    fn reserve(
+        &self,
+        wanted: Option<&str>,
+        image_id: &str,
+        request: &ContainerCreateRequest,
+    ) -> Result<(String, String), ContainerError> {
+        let volumes: Vec<String> = volume_mounts(request)?
+            .into_iter()
+            .map(|v| v.name)
             .collect();
-        match matches.as_slice() {
-            [one] if !reference.is_empty() => Ok((*one).clone()),
-            [] | [_] => Err(ContainerError::NotFound(reference.to_string())),
-            _ => Err(ContainerError::Ambiguous(reference.to_string())),
+        // Random ids (and the names made from them) clash next to never; a few fresh ones
+        // make that never in practice. A name asked for is in use or not.
+        const TRIES: usize = 8;
+        let _reserve = self.reserve_lock();
+        let mut index = self.index();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let id = random_id();
+            let name = wanted.map_or_else(|| generated_name(&id), str::to_owned);
+            match index.reserve(&id, &name, image_id, volumes.clone()) {
+                Ok(()) => return Ok((id, name)),
+                Err(ContainerError::IdInUse(_)) if tries < TRIES => {}
+                Err(ContainerError::NameInUse(_)) if wanted.is_none() && tries < TRIES => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 
-    /// `POST /containers/create`.
+    /// `POST /containers/create`. The name is taken (reserved in the index) under a short
+    /// lock; the runtime's work runs outside it, so creates run in parallel. Of two creates
+    /// with one name, one gets the name and the other Docker's conflict. A failed create
+    /// releases its name and leaves nothing behind.
     pub fn create(
         &self,
         mut request: ContainerCreateRequest,
         name: Option<&str>,
     ) -> Result<ContainerRecord, ContainerError> {
-        // Held for the whole create: image GC takes it too (see `image_ids_in_use`), so the
-        // layers of a container being created are never collected under it.
-        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let image = self.images.resolve(&request.image)?;
         // Like dockerd, the container keeps its health check merged with the image's.
         request.healthcheck = health::merge(
@@ -356,21 +377,50 @@ impl Containers {
             image.config.healthcheck.as_ref(),
         );
         Probe::from_config(request.healthcheck.as_ref()).map_err(SpecError)?;
-        let id = random_id();
-        let name = match name.filter(|n| !n.is_empty()) {
+        let wanted = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.trim_start_matches('/');
                 if !valid_name(n) {
                     return Err(ContainerError::BadName(n.to_string()));
                 }
-                if self.records().iter().any(|r| r.name == n) {
-                    return Err(ContainerError::NameInUse(n.to_string()));
-                }
-                n.to_string()
+                Some(n)
             }
-            None => generated_name(&id),
+            None => None,
         };
-        let dir = self.dir.join(&id);
+        // Checked before anything is reserved or made: a bad request leaves nothing behind.
+        volume_mounts(&request)?;
+        let anonymous = name_anonymous_volumes(&mut request);
+        let (id, name) = self.reserve(wanted, &image.id, &request)?;
+        match self.make(&id, &name, request, &image, &anonymous) {
+            Ok(record) => {
+                let record = Arc::new(record);
+                self.index().commit(record.clone());
+                Ok(Arc::unwrap_or_clone(record))
+            }
+            Err(e) => {
+                let _ = self.runtime.delete(&id, true);
+                let _ = std::fs::remove_dir_all(self.dir.join(&id));
+                self.index().remove(&id);
+                self.remove_volumes(&anonymous);
+                Err(e)
+            }
+        }
+    }
+
+    /// The work of a create whose name and id are reserved: layers, volumes, spec, files,
+    /// the runtime container, and last the record. The caller cleans up after an error.
+    fn make(
+        &self,
+        id: &str,
+        name: &str,
+        request: ContainerCreateRequest,
+        image: &ResolvedImage,
+        anonymous: &[String],
+    ) -> Result<ContainerRecord, ContainerError> {
+        // The reservation marks the image in use: a GC keeps its layers from here on.
+        let layers = self.images.layers(&image.id)?;
+        let volume_dirs = self.prepare_volumes(&request, anonymous)?;
+        let dir = self.dir.join(id);
         let hostname = if request.hostname.is_empty() {
             id[..12].to_string()
         } else {
@@ -384,72 +434,52 @@ impl Containers {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        // Checked before any volume is made: a bad request leaves nothing behind.
-        volume_mounts(&request)?;
-        let (volume_dirs, anonymous) = self.prepare_volumes(&mut request)?;
-        let spec = match container_spec(
+        let spec = container_spec(
             &request,
             &image.config,
             &files,
             &volume_dirs,
             &hostname,
             cpus,
-        ) {
-            Ok(spec) => spec,
-            Err(e) => {
-                self.remove_volumes(&anonymous);
-                return Err(e.into());
-            }
-        };
+        )?;
         let args = spec
             .process()
             .as_ref()
             .and_then(|p| p.args().clone())
             .unwrap_or_default();
-
-        let made = (|| -> Result<ContainerRecord, ContainerError> {
-            for sub in ["upper", "work"] {
-                std::fs::create_dir_all(dir.join(sub))
-                    .map_err(io(format!("create {}", dir.display())))?;
-            }
-            write_files(
-                &files,
-                &hostname,
-                request.host_config.network_mode == "host",
-            )?;
-            let record = ContainerRecord {
-                id: id.clone(),
-                name: name.clone(),
-                image: request.image.clone(),
-                image_id: image.id.clone(),
-                created: runtime::state::now_rfc3339(),
-                request: request.clone(),
-                args,
-            };
-            let mut options = CreateOptions::new(&id, &dir);
-            options.spec = Some(spec);
-            options.rootfs = Some(RootfsSource::Overlay {
-                lower: image.layers.clone(),
-                upper: dir.join("upper"),
-                work: dir.join("work"),
-                target: dir.join("rootfs"),
-            });
-            options.stdio = StdioMode::Log;
-            // Clients can always attach (cheap: a socket in the helper); stdin only if asked.
-            options.attach = true;
-            options.open_stdin = request.open_stdin;
-            self.runtime.create(options)?;
-            let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
-            std::fs::write(dir.join("record.json"), body)
-                .map_err(io("write the container record"))?;
-            Ok(record)
-        })();
-        if made.is_err() {
-            let _ = self.runtime.delete(&id, true);
-            let _ = std::fs::remove_dir_all(&dir);
-            self.remove_volumes(&anonymous);
+        for sub in ["upper", "work"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .map_err(io(format!("create {}", dir.display())))?;
         }
-        made
+        write_files(
+            &files,
+            &hostname,
+            request.host_config.network_mode == "host",
+        )?;
+        let mut options = CreateOptions::new(id, &dir);
+        options.spec = Some(spec);
+        options.rootfs = Some(RootfsSource::Overlay {
+            lower: layers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            target: dir.join("rootfs"),
+        });
+        options.stdio = StdioMode::Log;
+        // Clients can always attach (cheap: a socket in the helper); stdin only if asked.
+        options.attach = true;
+        options.open_stdin = request.open_stdin;
+        self.runtime.create(options)?;
+        let record = ContainerRecord {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            image: request.image.clone(),
+            image_id: image.id.clone(),
+            created: runtime::state::now_rfc3339(),
+            request,
+            args,
+        };
+        write_record(&dir, &record)?;
+        Ok(record)
     }
 
     pub fn start(&self, reference: &str) -> Result<(), ContainerError> {
@@ -469,7 +499,7 @@ impl Containers {
             let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
             removed.iter().rev().find(|(r, _)| r == id).map(|(_, c)| *c)
         };
-        if !self.dir.join(id).join("record.json").exists() {
+        if !self.index().contains(id) {
             return Ok(Observed::Gone(removal));
         }
         if removal.is_some() {
@@ -593,14 +623,21 @@ impl Containers {
         };
         self.health_board().remove(&record.id);
         let dir = self.dir.join(&record.id);
-        std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))?;
+        let removed = std::fs::remove_dir_all(&dir);
+        // The record on disk is the truth: while it is there (a removal that failed half
+        // way), the container is still listed, and can be removed again.
+        if !dir.join("record.json").exists() {
+            self.index().remove(&record.id);
+        }
+        removed.map_err(io(format!("remove {}", dir.display())))?;
         // Nobody listening is fine.
         let _ = self.events.send(ContainerEvent::Removed {
             id: record.id.clone(),
             exit_code,
         });
         if volumes {
-            let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            // Labels never change: which are anonymous is known without the lock, and a
+            // container without any (every task of a plain service) does not take it.
             let anonymous: Vec<String> = volume_mounts(&record.request)
                 .unwrap_or_default()
                 .into_iter()
@@ -611,7 +648,11 @@ impl Containers {
                 })
                 .map(|v| v.name)
                 .collect();
-            let users = self.volume_users_unlocked();
+            if anonymous.is_empty() {
+                return Ok(());
+            }
+            let _reserve = self.reserve_lock();
+            let users = self.index().volume_users();
             for name in anonymous {
                 // In use by another container: kept, as Docker does.
                 if let Err(e) = self.volumes.remove(&name, false, &users) {
@@ -745,10 +786,10 @@ impl Containers {
     }
 
     /// Run `gc` with the set of image ids containers use, excluding concurrent creates.
+    /// Creates in flight count as users of their image.
     pub fn with_images_in_use<T>(&self, gc: impl FnOnce(&dyn Fn(&str) -> bool) -> T) -> T {
-        let _names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let used: std::collections::HashSet<String> =
-            self.records().into_iter().map(|r| r.image_id).collect();
+        let _reserve = self.reserve_lock();
+        let used = self.index().image_ids();
         gc(&|id: &str| used.contains(id))
     }
 
@@ -797,7 +838,7 @@ impl Containers {
                 (state.status == runtime::Status::Running).then(|| HealthTarget {
                     started_at: Timestamp::parse_rfc3339(&state.created)
                         .unwrap_or_else(|_| Timestamp::now()),
-                    id: record.id,
+                    id: record.id.clone(),
                     probe,
                 })
             })
@@ -903,6 +944,25 @@ fn generated_name(id: &str) -> String {
     format!("{}_{}_{}", LEFT[n % 16], RIGHT[(n / 16) % 16], &id[..4])
 }
 
+/// Name the anonymous volumes `request` mounts (`volume` mounts without a source) up front,
+/// so that the reservation marks them in use before they exist; returns the names made.
+fn name_anonymous_volumes(request: &mut ContainerCreateRequest) -> Vec<String> {
+    let mut anonymous = Vec::new();
+    for m in request.host_config.mounts.iter_mut().flatten() {
+        if m.kind == "volume" && m.source.is_empty() {
+            m.source = random_id();
+            anonymous.push(m.source.clone());
+        }
+    }
+    anonymous
+}
+
+/// A container's `record.json`.
+fn write_record(dir: &Path, record: &ContainerRecord) -> Result<(), ContainerError> {
+    let body = serde_json::to_vec_pretty(record).unwrap_or_default();
+    std::fs::write(dir.join("record.json"), body).map_err(io("write the container record"))
+}
+
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for a container, as Docker writes them.
 fn write_files(
     files: &ContainerFiles,
@@ -928,4 +988,264 @@ fn write_files(
         .collect();
     std::fs::write(&files.resolv_conf, resolv).map_err(io("write resolv.conf"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Creates against the name index, with an image source that holds a create in flight
+    //! (in `layers`, after its reservation) until the test lets it go, and a request the
+    //! spec refuses (privileged) after the volumes are made, so no root and no runtime are
+    //! needed: what a create in flight holds, and what a failed one leaves.
+
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::types::container::Mount;
+
+    const IMAGE_ID: &str = "sha256:0123456789abcdef";
+    const BOUND: Duration = Duration::from_secs(20);
+
+    /// `layers` says it was entered, then waits for a go (or `BOUND`).
+    struct HeldImages {
+        entered: Mutex<mpsc::Sender<()>>,
+        go: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl ImageSource for HeldImages {
+        fn resolve(&self, reference: &str) -> Result<ResolvedImage, ContainerError> {
+            if reference != "busybox" {
+                return Err(ContainerError::NoSuchImage(reference.into()));
+            }
+            Ok(ResolvedImage {
+                id: IMAGE_ID.into(),
+                config: ImageRunConfig {
+                    cmd: vec!["sh".into()],
+                    ..Default::default()
+                },
+            })
+        }
+
+        fn layers(&self, _id: &str) -> Result<Vec<PathBuf>, ContainerError> {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self.go.lock().unwrap().recv_timeout(BOUND);
+            Ok(vec![PathBuf::from("/nonexistent-layer")])
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        containers: Arc<Containers>,
+        entered: mpsc::Receiver<()>,
+        go: mpsc::Sender<()>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        let volumes = Volumes::open(dir.path().join("volumes")).unwrap();
+        std::fs::create_dir(dir.path().join("containers")).unwrap();
+        let containers = Containers::new(
+            Runtime::new(dir.path().join("runtime")).unwrap(),
+            dir.path().join("containers"),
+            Box::new(HeldImages {
+                entered: Mutex::new(entered_tx),
+                go: Mutex::new(go_rx),
+            }),
+            Arc::new(volumes),
+        );
+        Fixture {
+            _dir: dir,
+            containers: Arc::new(containers),
+            entered,
+            go,
+        }
+    }
+
+    /// Mounts named volume `data` and an anonymous one; privileged, which the spec refuses
+    /// once the volumes are made.
+    fn refused_request() -> ContainerCreateRequest {
+        let mut request = ContainerCreateRequest {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        request.host_config.privileged = true;
+        request.host_config.mounts = Some(vec![
+            Mount {
+                kind: "volume".into(),
+                source: "data".into(),
+                target: "/data".into(),
+                ..Default::default()
+            },
+            Mount {
+                kind: "volume".into(),
+                target: "/scratch".into(),
+                ..Default::default()
+            },
+        ]);
+        request
+    }
+
+    fn volume_names(c: &Containers) -> Vec<String> {
+        c.volumes().list().into_iter().map(|v| v.name).collect()
+    }
+
+    #[test]
+    fn t10_a_create_in_flight_holds_its_name_image_and_volumes_and_a_failed_one_leaves_nothing() {
+        let f = fixture();
+        let c = f.containers.clone();
+        // Made before, so that there is something to remove from under the create.
+        c.volumes()
+            .create(VolumeCreateRequest {
+                name: "data".into(),
+                ..Default::default()
+            })
+            .unwrap();
+
+        let first = {
+            let c = c.clone();
+            std::thread::spawn(move || c.create(refused_request(), Some("web")))
+        };
+        f.entered
+            .recv_timeout(BOUND)
+            .expect("the create reached the image's layers");
+
+        // The name is taken: Docker's conflict, while the first create is in flight.
+        let second = c.create(refused_request(), Some("/web"));
+        assert!(
+            matches!(&second, Err(ContainerError::NameInUse(n)) if n == "web"),
+            "{second:?}"
+        );
+        assert_eq!(
+            second.unwrap_err().to_string(),
+            "Conflict. The container name \"/web\" is already in use"
+        );
+        // Not a container yet: neither found nor listed.
+        assert!(matches!(c.find("web"), Err(ContainerError::NotFound(_))));
+        assert!(c.list(true).is_empty());
+        // Its image is in use, and its volumes: the named one cannot be removed.
+        assert!(c.with_images_in_use(|in_use| in_use(IMAGE_ID)));
+        let users = c.with_volume_users(|_, users| users.clone());
+        assert_eq!(users.len(), 2, "data and the anonymous volume: {users:?}");
+        assert!(users.values().all(|ids| ids.len() == 1));
+        let removed = c.with_volume_users(|volumes, users| volumes.remove("data", false, users));
+        assert!(
+            matches!(removed, Err(VolumeError::InUse { .. })),
+            "{removed:?}"
+        );
+        let pruned = c.with_volume_users(|volumes, users| {
+            let all = BTreeMap::from([("all".to_owned(), vec!["true".to_owned()])]);
+            let filter = super::super::volumes::VolumeFilter::for_prune(&all).unwrap();
+            volumes.prune(&filter, users)
+        });
+        assert!(pruned.deleted.is_empty(), "prune --all kept it: {pruned:?}");
+
+        // Let it go: the spec refuses it after its volumes were made.
+        f.go.send(()).unwrap();
+        let first = first.join().unwrap();
+        assert!(
+            matches!(&first, Err(ContainerError::Invalid(e)) if e.0.contains("privileged")),
+            "{first:?}"
+        );
+        // Nothing left: no directory, no anonymous volume, no users, the name free.
+        assert_eq!(
+            std::fs::read_dir(&c.dir).unwrap().count(),
+            0,
+            "no container directory left"
+        );
+        assert_eq!(volume_names(&c), ["data"], "the anonymous volume is gone");
+        assert!(!c.with_images_in_use(|in_use| in_use(IMAGE_ID)));
+        assert!(c.with_volume_users(|_, users| users.is_empty()));
+        let again = {
+            let c = c.clone();
+            std::thread::spawn(move || c.create(refused_request(), Some("web")))
+        };
+        f.entered
+            .recv_timeout(BOUND)
+            .expect("the name was free again");
+        f.go.send(()).unwrap();
+        assert!(matches!(
+            again.join().unwrap(),
+            Err(ContainerError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn t20_of_concurrent_creates_with_one_name_exactly_one_gets_it() {
+        const CREATES: usize = 8;
+        let f = fixture();
+        let start = Arc::new(std::sync::Barrier::new(CREATES));
+        let threads: Vec<_> = (0..CREATES)
+            .map(|_| {
+                let (c, start) = (f.containers.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    c.create(refused_request(), Some("web"))
+                })
+            })
+            .collect();
+        // Exactly one reaches the layers (holding the name); the others answer at once.
+        f.entered
+            .recv_timeout(BOUND)
+            .expect("one create got the name");
+        let deadline = std::time::Instant::now() + BOUND;
+        while threads.iter().filter(|t| t.is_finished()).count() < CREATES - 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other creates never answered"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (done, mut held): (Vec<_>, Vec<_>) = threads.into_iter().partition(|t| t.is_finished());
+        assert_eq!(held.len(), 1, "exactly one create holds the name");
+        for t in done {
+            let outcome = t.join().unwrap();
+            assert!(
+                matches!(&outcome, Err(ContainerError::NameInUse(n)) if n == "web"),
+                "{outcome:?}"
+            );
+        }
+        assert!(
+            f.entered.try_recv().is_err(),
+            "a second create reached the layers"
+        );
+        f.go.send(()).unwrap();
+        assert!(matches!(
+            held.pop().unwrap().join().unwrap(),
+            Err(ContainerError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn t30_bad_requests_reserve_nothing() {
+        let f = fixture();
+        let c = &f.containers;
+        let request = ContainerCreateRequest {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            c.create(request.clone(), Some("no/slash")),
+            Err(ContainerError::BadName(_))
+        ));
+        let missing = ContainerCreateRequest {
+            image: "missing".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            c.create(missing, Some("web")),
+            Err(ContainerError::NoSuchImage(_))
+        ));
+        let mut bad_volume = request;
+        bad_volume.host_config.binds = Some(vec!["bad name:/data".into()]);
+        assert!(matches!(
+            c.create(bad_volume, Some("web")),
+            Err(ContainerError::Invalid(_))
+        ));
+        assert!(f.entered.try_recv().is_err(), "nothing reached the layers");
+        assert!(c.with_volume_users(|_, users| users.is_empty()));
+        assert!(!c.with_images_in_use(|in_use| in_use(IMAGE_ID)));
+        assert!(volume_names(c).is_empty());
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  api ─▶ daemon ─▶ agent::containers (names, records, lifecycle) ─▶ runtime
+//!                       ├─ agent::index (pure): the records in memory, creates in flight
 //!                       ├─ agent::spec (pure): create request + image config ─▶ OCI spec
 //!                       ├─ agent::volumes: named volumes, made on first use
 //!                       └─ agent::wait: Docker's wait conditions (exit, removal), async
@@ -14,6 +15,7 @@
 
 pub mod containers;
 pub mod health;
+mod index;
 pub mod logs;
 pub mod peer;
 pub mod spec;

@@ -13,9 +13,10 @@
 //! Invariants: a `NAME` directory is complete (metadata and `_data`) or absent, never half
 //! made, because it appears and disappears by `rename`; names follow Docker's rule, so a
 //! name is always one plain directory entry. Which containers use a volume is not kept here:
-//! callers pass the users found in the container records (`Containers::with_volume_users`),
-//! under the lock that also serialises container creation, so a volume cannot be removed
-//! while a container that mounts it is being made.
+//! callers pass the users found in the container index (`Containers::with_volume_users`:
+//! the containers and the creates in flight), under the lock a create takes to reserve its
+//! name and volumes, so a volume cannot be removed while a container that mounts it is
+//! being made.
 
 use std::collections::BTreeMap;
 use std::io::Write;
